@@ -1,0 +1,82 @@
+// Package manifest defines the hotfix manifest: what a package is, what it applies to, and the
+// file table that says exactly which files it installs. A manifest is the signed part of a package,
+// so parsing is strict: unknown fields are rejected and every error names the field at fault.
+package manifest
+
+import (
+	"time"
+)
+
+// SchemaVersion is the manifest format version this package reads and writes.
+const SchemaVersion = 1
+
+// Kind says whether a package lays down a product level or patches one.
+type Kind string
+
+// Package kinds.
+const (
+	KindServicePack Kind = "servicepack"
+	KindHotfix      Kind = "hotfix"
+)
+
+// Manifest is a package's signed description, in the shape of a KB article's tables.
+type Manifest struct {
+	Schema   int    `json:"schema"`
+	ID       string `json:"id"`       // e.g. KB910618 or SP2
+	Title    string `json:"title"`    // one line
+	Kind     Kind   `json:"kind"`     // servicepack or hotfix
+	Released string `json:"released"` // release date, YYYY-MM-DD
+	// Expires, when set, is the instant after which the package is refused (a freeze on stale
+	// metadata cannot then last forever).
+	Expires *time.Time `json:"expires,omitempty"`
+
+	Product    Product  `json:"product"`
+	Requires   Requires `json:"requires"`
+	Files      []File   `json:"files"`
+	Restart    Restart  `json:"restart"`
+	Supersedes []string `json:"supersedes,omitempty"`
+}
+
+// Product names the product a package belongs to. For a service pack, Version and ServicePack are
+// the product version and level it installs; for a hotfix they are left empty.
+type Product struct {
+	Name        string `json:"name"`
+	Version     string `json:"version,omitempty"`      // semver, e.g. 6.5.7638
+	ServicePack int    `json:"service_pack,omitempty"` // e.g. 2
+}
+
+// Requires states the prerequisites of a package.
+type Requires struct {
+	// ProductVersion is a Masterminds/semver constraint on the installed product version,
+	// e.g. ">= 6.5.7638".
+	ProductVersion string `json:"product_version,omitempty"`
+	// ServicePack is the minimum installed service-pack level.
+	ServicePack int `json:"service_pack,omitempty"`
+}
+
+// File is one row of the file table.
+type File struct {
+	Name      string      `json:"name"`                // file name as the KB lists it, e.g. msgtrack
+	Path      string      `json:"path"`                // install path relative to the root, e.g. bin/msgtrack
+	Component string      `json:"component,omitempty"` // component it belongs to; defaults to Name
+	Version   FileVersion `json:"version"`             // four-part file version
+	Size      int64       `json:"size"`                // bytes
+	Date      time.Time   `json:"date"`                // UTC date and time, whole seconds
+	Platform  string      `json:"platform"`            // GOOS/GOARCH, e.g. linux/amd64
+	SHA256    string      `json:"sha256"`              // lower-case hex
+	Mode      uint32      `json:"mode,omitempty"`      // permission bits; 0755 when zero
+}
+
+// ComponentName returns the component the file belongs to.
+func (f File) ComponentName() string {
+	if f.Component != "" {
+		return f.Component
+	}
+	return f.Name
+}
+
+// Restart says what must restart for the package to take effect.
+type Restart struct {
+	Services []string `json:"services,omitempty"` // e.g. ["tracking"]
+	Reboot   bool     `json:"reboot"`
+}
