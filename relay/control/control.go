@@ -7,6 +7,7 @@
 package control
 
 import (
+	"context"
 	"time"
 )
 
@@ -84,4 +85,18 @@ type QueueEntry struct {
 	Attempts   int       `json:"attempts"`
 	NextTry    time.Time `json:"next_try,omitempty"`
 	LastError  string    `json:"last_error,omitempty"`
+}
+
+// Component is a supervised part of the relay (the tracking plugin) that the control socket can
+// restart, or switch off and on, while the relay keeps carrying mail.
+type Component interface {
+	// Name is the component's name on the control socket, e.g. "tracking".
+	Name() string
+	// Status reports the component's current state.
+	Status() ComponentStatus
+	// Restart starts the currently installed build, waits for its handshake and version, switches
+	// over to it and retires the old process. It returns the new state, or why it failed.
+	Restart(ctx context.Context) (ComponentStatus, error)
+	// SetEnabled switches the component on or off at run time.
+	SetEnabled(ctx context.Context, on bool) (ComponentStatus, error)
 }

@@ -1,0 +1,4 @@
+// Command msgtrack is relayd's message-tracking plugin.
+package main
+
+func main() {}

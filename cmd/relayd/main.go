@@ -1,0 +1,4 @@
+// Command relayd is the relayfix mail relay.
+package main
+
+func main() {}
