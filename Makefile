@@ -8,7 +8,7 @@ RELAYD_VERSION         = 6.5.7638.1
 TRACK_PREFIX_VERSION   = 6.5.7638.1
 TRACK_FIXED_VERSION    = 6.5.7651.45
 
-.PHONY: all build test demo bench packages clean fuzz
+.PHONY: all build test demo bench packages clean
 
 all: build
 
@@ -25,3 +25,8 @@ test:
 
 clean:
 	rm -rf $(BIN) $(DIST)
+
+# The whole story on a throwaway root (needs the packages: SP2, KB910618 and the demo key).
+demo: packages
+	$(GO) build -o $(BIN)/relayfix-demo ./cmd/relayfix-demo
+	$(BIN)/relayfix-demo --bin $(BIN) --dist $(DIST)
