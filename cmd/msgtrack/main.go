@@ -1,4 +1,43 @@
-// Command msgtrack is relayd's message-tracking plugin.
+// Command msgtrack is relayd's message-tracking plugin: relayd starts it through hashicorp/go-plugin,
+// hands it the events of each message's life, and msgtrack writes them to the tracking logs under
+// ROOT/log/tracking (see relay/tracklog for the format).
+//
+// Two builds come from this source. The default build (the KB910618 fix, file version 6.5.7651.45)
+// speaks protocol 2, where each event carries its message's properties, and still speaks protocol 1
+// safely. The build tagged msgtrack_prefix (the service pack 2 build, 6.5.7638.1) speaks protocol 1
+// only and reproduces the defect KB 910618 describes: it acknowledges an event at once and reads the
+// message's properties back from the relay later, on a worker; under load the relay has by then
+// delivered and removed the message, and the build dereferences the missing message and crashes.
+//
+// msgtrack is not meant to be run by hand. It logs to stderr (stdout carries the go-plugin
+// handshake) and finds the install root in RELAYFIX_ROOT, which relayd sets.
 package main
 
-func main() {}
+import (
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"relayfix/internal/layout"
+	"relayfix/internal/stamp"
+	"relayfix/relay/tracklog"
+	"relayfix/relay/trackrpc"
+)
+
+func main() {
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "msgtrack",
+		Output:     os.Stderr,
+		JSONFormat: true,
+		Level:      hclog.Info,
+	})
+	root := layout.FromEnv("")
+	w := tracklog.NewWriter(root.TrackingLog(), "relayfix msgtrack "+stamp.Version(), nil)
+	defer w.Close()
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  trackrpc.Handshake,
+		VersionedPlugins: protocols(w, logger),
+		Logger:           logger,
+	})
+}
