@@ -1,0 +1,577 @@
+package packages
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/klauspost/compress/zstd"
+
+	"relayfix/internal/safefile"
+	"relayfix/manifest"
+	"relayfix/verifier"
+)
+
+// A package file is a tar archive compressed with zstd. Its entries come in this order:
+//
+//	manifest.json            the manifest, canonical JSON (the signed bytes)
+//	manifest.json.minisig    minisign signature of manifest.json
+//	payload/<install path>   one regular file per row of the file table
+//
+// The manifest and its signature come first so that a reader can verify the signature before it
+// looks at a single payload byte, and then check each payload as it streams past against the
+// manifest it already trusts.
+const (
+	EntryManifest  = "manifest.json"
+	EntrySignature = "manifest.json.minisig"
+	PayloadDir     = "payload/"
+)
+
+// maxSignature bounds the signature entry: a minisign signature is about 300 bytes plus its
+// comments.
+const maxSignature = 4 << 10
+
+// maxTrailer bounds the zero padding allowed after the tar end marker (tar writers pad to a
+// record of 10 KiB); anything beyond, or anything not zero, is trailing garbage.
+const maxTrailer = 64 << 10
+
+// Limits bound what reading a package may cost, whatever the package says about itself. They are
+// checked against the archive's own headers before the bytes are read, so a decompression bomb
+// is refused after a few kilobytes of work rather than after gigabytes.
+type Limits struct {
+	MaxPackage  int64 // size of the package file (compressed)
+	MaxManifest int64 // size of manifest.json
+	MaxFile     int64 // size of any one payload file
+	MaxTotal    int64 // decompressed size of the whole archive
+	MaxEntries  int   // number of archive entries
+}
+
+// DefaultLimits returns limits that fit relayfix's own packages with a wide margin: its largest
+// payloads are ~20 MB binaries.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxPackage:  1 << 30,
+		MaxManifest: manifest.MaxSize,
+		MaxFile:     512 << 20,
+		MaxTotal:    1 << 30,
+		MaxEntries:  10000,
+	}
+}
+
+// OpenOptions say how Open verifies and where it extracts.
+type OpenOptions struct {
+	// Keys are the trusted keys; the manifest's signature must verify with one of them.
+	Keys []minisign.PublicKey
+	// StageDir is where verified payload files are extracted, each at its install path below
+	// StageDir. Empty means verify only and write nothing.
+	StageDir string
+	// Limits bound the cost of reading; the zero value means DefaultLimits.
+	Limits Limits
+	// Now is the time expiry is checked against; zero means time.Now().
+	Now time.Time
+}
+
+// Opened is a package whose signature and every payload file verified.
+type Opened struct {
+	Manifest       *manifest.Manifest
+	ManifestBytes  []byte // exactly the signed bytes
+	Signature      []byte // the manifest.json.minisig file
+	TrustedComment string // the signature's trusted comment
+	KeyID          uint64 // id of the trusted key that verified the signature
+	// Staged maps each install path to its extracted file, when StageDir was set.
+	Staged map[string]string
+	// Report holds, per file in archive order, each check and its result.
+	Report []verifier.FileReport
+}
+
+// Open reads the package at path and verifies it in one streaming pass: first the signature over
+// manifest.json against opts.Keys, then each payload entry against the verified manifest (size,
+// SHA-256, file version, platform and the entry's time against the manifest date). With
+// opts.StageDir set, each payload is copied to a temporary file while it is checked and renamed
+// to its staged name only after it passed; on any failure everything Open wrote is removed
+// again. Errors name the entry and the failed check.
+func Open(ctx context.Context, path string, opts OpenOptions) (*Opened, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open package: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("open package %s: %w", path, err)
+	}
+	lim := opts.Limits
+	if lim == (Limits{}) {
+		lim = DefaultLimits()
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("open package %s: not a regular file", path)
+	}
+	if fi.Size() > lim.MaxPackage {
+		return nil, fmt.Errorf("open package %s: %d bytes is over the %d-byte limit", path, fi.Size(), lim.MaxPackage)
+	}
+	o, err := read(ctx, io.LimitReader(f, lim.MaxPackage+1), opts, lim)
+	if err != nil {
+		return nil, fmt.Errorf("package %s: %w", path, err)
+	}
+	return o, nil
+}
+
+// OpenReader is Open for a package that is not a file, such as one arriving over the network.
+func OpenReader(ctx context.Context, r io.Reader, opts OpenOptions) (*Opened, error) {
+	lim := opts.Limits
+	if lim == (Limits{}) {
+		lim = DefaultLimits()
+	}
+	return read(ctx, &cappedReader{r: r, left: lim.MaxPackage, what: "package"}, opts, lim)
+}
+
+func read(ctx context.Context, r io.Reader, opts OpenOptions, lim Limits) (o *Opened, err error) {
+	dec, err := zstd.NewReader(r,
+		zstd.WithDecoderConcurrency(2),
+		zstd.WithDecoderMaxMemory(uint64(lim.MaxTotal)),
+		zstd.WithDecoderMaxWindow(64<<20),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("decompress: %w", err)
+	}
+	defer dec.Close()
+	stream := &cappedReader{r: &ctxReader{ctx: ctx, r: dec}, left: lim.MaxTotal + maxTrailer, what: "decompressed archive"}
+	tr := tar.NewReader(stream)
+
+	mb, err := readHead(tr, EntryManifest, lim.MaxManifest)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := readHead(tr, EntrySignature, maxSignature)
+	if err != nil {
+		return nil, err
+	}
+	o = &Opened{ManifestBytes: mb, Signature: sig}
+	if o.KeyID, o.TrustedComment, err = VerifySignature(mb, sig, opts.Keys); err != nil {
+		return nil, err
+	}
+	m, err := manifest.Parse(mb)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EntryManifest, err)
+	}
+	o.Manifest = m
+	if err := checkTrustedComment(o.TrustedComment, m, mb); err != nil {
+		return nil, err
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if m.Expired(now) {
+		return nil, fmt.Errorf("%s: package %s expired at %s", EntryManifest, m.ID, m.Expires.UTC().Format(time.RFC3339))
+	}
+	want, err := fileTable(m, lim)
+	if err != nil {
+		return nil, err
+	}
+
+	st := &stager{dir: opts.StageDir}
+	defer func() {
+		if err != nil {
+			st.undo()
+		}
+	}()
+	seen := make(map[string]bool, len(want))
+	buf := make([]byte, 256<<10)
+	for entries := 2; ; entries++ {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read archive: %w", err)
+		}
+		if entries >= lim.MaxEntries {
+			return nil, fmt.Errorf("archive has more than %d entries", lim.MaxEntries)
+		}
+		rel, err := payloadPath(hdr)
+		if err != nil {
+			return nil, err
+		}
+		if rel == "" {
+			continue // a plain directory; staging creates the ones it needs
+		}
+		row, ok := want[rel]
+		if !ok {
+			return nil, fmt.Errorf("archive entry %s: not in the manifest's file table", hdr.Name)
+		}
+		if seen[rel] {
+			return nil, fmt.Errorf("payload %s: duplicate entry", rel)
+		}
+		seen[rel] = true
+		if hdr.Size > row.Size {
+			// Refused from the header alone: the bytes are never decompressed.
+			return nil, fmt.Errorf("payload %w", &verifier.MismatchError{Path: rel, Check: verifier.CheckSize, Want: fmt.Sprint(row.Size), Got: fmt.Sprint(hdr.Size)})
+		}
+		rep, err := st.extract(tr, hdr, row, buf)
+		if err != nil {
+			return nil, fmt.Errorf("payload %s: %w", rel, err)
+		}
+		o.Report = append(o.Report, rep)
+		if err := rep.Err(); err != nil {
+			return nil, fmt.Errorf("payload %w", err)
+		}
+	}
+	for _, f := range m.Files {
+		if !seen[f.Path] {
+			return nil, fmt.Errorf("payload %s: missing from the archive", f.Path)
+		}
+	}
+	if err := checkTrailer(stream); err != nil {
+		return nil, err
+	}
+	if err := st.commit(); err != nil {
+		return nil, err
+	}
+	o.Staged = st.staged
+	return o, nil
+}
+
+// readHead reads one of the two entries that must open the archive, in order.
+func readHead(tr *tar.Reader, name string, limit int64) ([]byte, error) {
+	hdr, err := tr.Next()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if hdr.Name != name {
+		return nil, fmt.Errorf("archive entry %s: want %s here (the manifest and its signature come first)", hdr.Name, name)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil, fmt.Errorf("archive entry %s: not a regular file", name)
+	}
+	if hdr.Size > limit {
+		return nil, fmt.Errorf("archive entry %s: %d bytes is over the %d-byte limit", name, hdr.Size, limit)
+	}
+	b := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(tr, b); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// fileTable indexes the manifest's rows by install path, refusing paths that could escape the
+// staging directory and a table that breaks the limits.
+func fileTable(m *manifest.Manifest, lim Limits) (map[string]manifest.File, error) {
+	if len(m.Files)+2 > lim.MaxEntries {
+		return nil, fmt.Errorf("%s: %d files is over the %d-entry limit", EntryManifest, len(m.Files), lim.MaxEntries)
+	}
+	want := make(map[string]manifest.File, len(m.Files))
+	var total int64
+	for _, f := range m.Files {
+		if err := checkInstallPath(f.Path); err != nil {
+			return nil, fmt.Errorf("%s: file %s: %w", EntryManifest, f.Path, err)
+		}
+		if _, dup := want[f.Path]; dup {
+			return nil, fmt.Errorf("%s: file %s listed twice", EntryManifest, f.Path)
+		}
+		if f.Size < 0 || f.Size > lim.MaxFile {
+			return nil, fmt.Errorf("%s: file %s: %d bytes is over the %d-byte limit", EntryManifest, f.Path, f.Size, lim.MaxFile)
+		}
+		total += f.Size
+		if total > lim.MaxTotal {
+			return nil, fmt.Errorf("%s: payload totals over the %d-byte limit", EntryManifest, lim.MaxTotal)
+		}
+		want[f.Path] = f
+	}
+	return want, nil
+}
+
+// checkInstallPath accepts a clean, relative, slash-separated path that stays below its root.
+func checkInstallPath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty path")
+	case strings.HasPrefix(p, "/"):
+		return errors.New("absolute path")
+	case strings.Contains(p, `\`):
+		return errors.New("backslash in path")
+	case path.Clean(p) != p || !filepath.IsLocal(filepath.FromSlash(p)):
+		return errors.New("path escapes the package or is not clean")
+	}
+	return nil
+}
+
+// payloadPath returns the install path of a payload entry, "" for a plain directory, or an
+// error for any entry a package must not hold.
+func payloadPath(hdr *tar.Header) (string, error) {
+	name := hdr.Name
+	if strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("archive entry %s: absolute path", name)
+	}
+	clean := strings.TrimSuffix(name, "/")
+	if clean == "" || !filepath.IsLocal(filepath.FromSlash(clean)) || strings.Contains(name, `\`) {
+		return "", fmt.Errorf("archive entry %s: path escapes the package", name)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+	case tar.TypeDir:
+		if clean+"/" != PayloadDir && (!strings.HasPrefix(clean, PayloadDir) || checkInstallPath(clean[len(PayloadDir):]) != nil) {
+			return "", fmt.Errorf("archive entry %s: directory outside %s", name, PayloadDir)
+		}
+		return "", nil
+	case tar.TypeSymlink:
+		return "", fmt.Errorf("archive entry %s: symlink (to %s) not allowed", name, hdr.Linkname)
+	case tar.TypeLink:
+		return "", fmt.Errorf("archive entry %s: hard link (to %s) not allowed", name, hdr.Linkname)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return "", fmt.Errorf("archive entry %s: device or fifo not allowed", name)
+	default:
+		return "", fmt.Errorf("archive entry %s: entry type %q not allowed", name, hdr.Typeflag)
+	}
+	rel, ok := strings.CutPrefix(name, PayloadDir)
+	if !ok || checkInstallPath(rel) != nil {
+		return "", fmt.Errorf("archive entry %s: not a payload file (want %s<install path>)", name, PayloadDir)
+	}
+	return rel, nil
+}
+
+// checkTrailer accepts what may follow the tar end marker: zero padding, bounded.
+func checkTrailer(r io.Reader) error {
+	buf := make([]byte, 4096)
+	var n int64
+	for {
+		k, err := r.Read(buf)
+		for _, b := range buf[:k] {
+			if b != 0 {
+				return errors.New("trailing garbage after the end of the archive")
+			}
+		}
+		n += int64(k)
+		if n > maxTrailer {
+			return errors.New("trailing data after the end of the archive")
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+	}
+}
+
+// VerifySignature checks sig, a minisign signature, over the manifest bytes mb against each of
+// keys, and returns the id of the key that verified it and the signature's trusted comment. It
+// accepts both of minisign's signature algorithms (legacy Ed25519 and the default pre-hashed one).
+func VerifySignature(mb, sig []byte, keys []minisign.PublicKey) (keyID uint64, trustedComment string, err error) {
+	var s minisign.Signature
+	if err := s.UnmarshalText(sig); err != nil {
+		return 0, "", fmt.Errorf("%s: %w", EntrySignature, err)
+	}
+	if len(keys) == 0 {
+		return 0, "", fmt.Errorf("%s: no trusted keys to verify with", EntrySignature)
+	}
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		if minisign.Verify(k, mb, sig) {
+			return k.ID(), s.TrustedComment, nil
+		}
+		ids[i] = verifier.KeyID(k.ID())
+	}
+	for _, k := range keys {
+		if k.ID() == s.KeyID {
+			return 0, "", fmt.Errorf("%s: signature check failed: %s does not match its signature by key %s (edited after signing?)", EntrySignature, EntryManifest, verifier.KeyID(s.KeyID))
+		}
+	}
+	return 0, "", fmt.Errorf("%s: signature check failed: %s is signed by key %s, which is not trusted (trusted: %s)", EntrySignature, EntryManifest, verifier.KeyID(s.KeyID), strings.Join(ids, ", "))
+}
+
+// Fields of the trusted comment hotfix pack writes, e.g.
+// "relayfix-package id:KB910618 manifest-sha256:ab12… timestamp:1139888160". A signature made
+// with the minisign tool carries minisign's own comment instead, and is checked on its own.
+const (
+	commentID     = "id:"
+	commentSHA256 = "manifest-sha256:"
+)
+
+func trustedComment(m *manifest.Manifest, mb []byte, now time.Time) string {
+	sum := sha256.Sum256(mb)
+	return fmt.Sprintf("relayfix-package %s%s %s%s timestamp:%d", commentID, m.ID, commentSHA256, hex.EncodeToString(sum[:]), now.Unix())
+}
+
+// checkTrustedComment checks the package id and manifest hash named in the trusted comment, when
+// it names them, so a signature cannot be carried over to a different manifest unnoticed.
+func checkTrustedComment(c string, m *manifest.Manifest, mb []byte) error {
+	for _, field := range strings.Fields(c) {
+		if id, ok := strings.CutPrefix(field, commentID); ok && id != m.ID {
+			return fmt.Errorf("%s: trusted comment names package %s, manifest is %s", EntrySignature, id, m.ID)
+		}
+		if h, ok := strings.CutPrefix(field, commentSHA256); ok {
+			sum := sha256.Sum256(mb)
+			if got := hex.EncodeToString(sum[:]); h != got {
+				return fmt.Errorf("%s: trusted comment says manifest sha256 %s, manifest has %s", EntrySignature, h, got)
+			}
+		}
+	}
+	return nil
+}
+
+// cappedReader fails a read that would go past its budget, rather than returning EOF, so that a
+// stream that runs long is an error and not a silent truncation.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+	what string
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// One probe byte tells "exactly at the limit" from "over it".
+		var b [1]byte
+		n, err := c.r.Read(b[:])
+		if n > 0 {
+			return 0, fmt.Errorf("%s is over its size limit", c.what)
+		}
+		return 0, err
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// ctxReader stops a long read when its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// stager extracts verified payload files below dir and can take all of them back.
+type stager struct {
+	dir    string
+	staged map[string]string // install path -> staged file
+	temps  []string          // temporary files not yet renamed
+	dirs   []string          // directories created, parents first
+}
+
+// extract streams the entry's bytes through a digester and, when staging, into a temporary
+// file. The file is synced and renamed to its staged name only if every check passed.
+func (s *stager) extract(r io.Reader, hdr *tar.Header, row manifest.File, buf []byte) (verifier.FileReport, error) {
+	d := verifier.NewDigester()
+	if s.dir == "" {
+		if _, err := io.CopyBuffer(d, r, buf); err != nil {
+			return verifier.FileReport{}, err
+		}
+		return d.Digest(hdr.ModTime).Compare(row), nil
+	}
+	final := filepath.Join(s.dir, filepath.FromSlash(row.Path))
+	if err := s.mkdirAll(filepath.Dir(final)); err != nil {
+		return verifier.FileReport{}, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
+	if err != nil {
+		return verifier.FileReport{}, fmt.Errorf("stage: %w", err)
+	}
+	s.temps = append(s.temps, tmp.Name())
+	_, err = io.CopyBuffer(io.MultiWriter(d, tmp), r, buf)
+	if err != nil {
+		tmp.Close()
+		return verifier.FileReport{}, err
+	}
+	rep := d.Digest(hdr.ModTime).Compare(row)
+	if !rep.OK() {
+		tmp.Close()
+		return rep, nil
+	}
+	mode := fs.FileMode(row.Mode) & fs.ModePerm
+	if mode == 0 {
+		mode = 0o755
+	}
+	err = errors.Join(tmp.Chmod(mode), tmp.Sync(), tmp.Close())
+	if err == nil {
+		err = os.Chtimes(tmp.Name(), row.Date, row.Date)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), final)
+	}
+	if err != nil {
+		return verifier.FileReport{}, fmt.Errorf("stage: %w", err)
+	}
+	s.temps = s.temps[:len(s.temps)-1]
+	if s.staged == nil {
+		s.staged = make(map[string]string)
+	}
+	s.staged[row.Path] = final
+	return rep, nil
+}
+
+// mkdirAll creates dir and its missing parents, remembering each one it created.
+func (s *stager) mkdirAll(dir string) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("stage: %w", err)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o755); err != nil {
+			return fmt.Errorf("stage: %w", err)
+		}
+		s.dirs = append(s.dirs, missing[i])
+	}
+	return nil
+}
+
+// commit makes the staged files' names durable.
+func (s *stager) commit() error {
+	synced := map[string]bool{}
+	for _, f := range s.staged {
+		d := filepath.Dir(f)
+		if synced[d] {
+			continue
+		}
+		synced[d] = true
+		if err := safefile.SyncDir(d); err != nil {
+			return fmt.Errorf("stage: %w", err)
+		}
+	}
+	return nil
+}
+
+// undo removes every file and directory the stager created.
+func (s *stager) undo() {
+	for _, t := range s.temps {
+		os.Remove(t)
+	}
+	for _, f := range s.staged {
+		os.Remove(f)
+	}
+	for i := len(s.dirs) - 1; i >= 0; i-- {
+		os.Remove(s.dirs[i])
+	}
+	s.temps, s.staged, s.dirs = nil, nil, nil
+}
