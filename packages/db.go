@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/safefile"
 	"relayfix/manifest"
 )
 
@@ -23,13 +25,44 @@ type Product struct {
 // InstalledFile is one row of the installed-files database.
 type InstalledFile struct {
 	manifest.File
-	Package   string    `json:"package"`   // id of the package that installed it
-	Installed time.Time `json:"installed"` // when, UTC
+	Package   string    `json:"package"`      // id of the package that installed it
+	Installed time.Time `json:"installed"`    // when, UTC
+	TxID      string    `json:"tx,omitempty"` // the transaction that installed it
+	// Previous is the stack of builds this one replaced, newest first, each with the backup that
+	// rollback restores it from.
+	Previous []PreviousBuild `json:"previous,omitempty"`
+}
+
+// PreviousBuild is a build that was replaced, kept so that rollback can restore it.
+type PreviousBuild struct {
+	manifest.File
+	Package   string    `json:"package"`
+	Installed time.Time `json:"installed"`
+	TxID      string    `json:"tx,omitempty"`
+	// Backup is the copy of the file, relative to the root; its SHA-256 is File.SHA256.
+	Backup string `json:"backup"`
+}
+
+// InstalledPackage records a package that was applied to the root.
+type InstalledPackage struct {
+	ID         string        `json:"id"`
+	Title      string        `json:"title"`
+	Kind       manifest.Kind `json:"kind"`
+	Released   string        `json:"released,omitempty"`
+	Installed  time.Time     `json:"installed"`
+	TxID       string        `json:"tx"`
+	Services   []string      `json:"services,omitempty"`   // what must restart when its files change
+	Supersedes []string      `json:"supersedes,omitempty"` // hotfixes it replaced
 }
 
 // DB is the installed-files database, ROOT/hotfix/installed.json.
 type DB struct {
-	Files []InstalledFile `json:"files"`
+	Files    []InstalledFile    `json:"files"`
+	Packages []InstalledPackage `json:"packages,omitempty"`
+	// HighWater is, per install path, the newest file version ever installed there. Apply refuses
+	// anything older (an attacker or a mistake cannot downgrade through apply); only rollback goes
+	// back, and only to a local backup.
+	HighWater map[string]manifest.FileVersion `json:"high_water,omitempty"`
 }
 
 // Lookup returns the row for the install path rel (slash-separated, relative to the root).
@@ -40,6 +73,50 @@ func (db *DB) Lookup(rel string) (InstalledFile, bool) {
 		}
 	}
 	return InstalledFile{}, false
+}
+
+// Package returns the record of the installed package id.
+func (db *DB) Package(id string) (InstalledPackage, bool) {
+	for _, p := range db.Packages {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return InstalledPackage{}, false
+}
+
+// clone returns a deep copy, so that a transaction can compute the database it will commit
+// without touching the one it read.
+func (db *DB) clone() *DB {
+	b, err := json.Marshal(db)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	var c DB
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic(err)
+	}
+	return &c
+}
+
+// put replaces the row for f.Path, or adds it, keeping rows sorted by path.
+func (db *DB) put(f InstalledFile) {
+	for i := range db.Files {
+		if db.Files[i].Path == f.Path {
+			db.Files[i] = f
+			return
+		}
+	}
+	db.Files = append(db.Files, f)
+	slices.SortFunc(db.Files, func(a, b InstalledFile) int {
+		switch {
+		case a.Path < b.Path:
+			return -1
+		case a.Path > b.Path:
+			return 1
+		}
+		return 0
+	})
 }
 
 // LoadDB reads the installed-files database of root. A root where nothing was ever installed has
@@ -57,4 +134,37 @@ func LoadDB(root layout.Root) (*DB, error) {
 		return nil, fmt.Errorf("installed-files database %s is corrupt: %w", root.InstalledDB(), err)
 	}
 	return &db, nil
+}
+
+// saveDB writes the database durably.
+func saveDB(root layout.Root, db *DB) error {
+	return writeJSON(root.InstalledDB(), db)
+}
+
+// LoadProduct reads ROOT/product.json; it returns nil and no error on a bare root.
+func LoadProduct(root layout.Root) (*Product, error) {
+	b, err := os.ReadFile(root.Product())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read product: %w", err)
+	}
+	var p Product
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("product file %s is corrupt: %w", root.Product(), err)
+	}
+	return &p, nil
+}
+
+func saveProduct(root layout.Root, p *Product) error {
+	return writeJSON(root.Product(), p)
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return safefile.WriteFile(path, append(b, '\n'), 0o644)
 }
