@@ -12,28 +12,29 @@ import (
 type FileVersion [4]uint32
 
 // ParseFileVersion parses "a.b.c.d" where each part is a decimal number that fits in 32 bits, with
-// no sign, no spaces and no leading zeros (except "0" itself).
+// no sign, no spaces and no leading zeros (except "0" itself), so that each version has exactly one
+// spelling. On error it returns the zero version.
 func ParseFileVersion(s string) (FileVersion, error) {
 	var v FileVersion
 	parts := strings.Split(s, ".")
 	if len(parts) != 4 {
-		return v, fmt.Errorf("file version %q: want four parts a.b.c.d, got %d", s, len(parts))
+		return FileVersion{}, fmt.Errorf("file version %q: want four parts a.b.c.d, got %d", s, len(parts))
 	}
 	for i, p := range parts {
 		if p == "" {
-			return v, fmt.Errorf("file version %q: part %d is empty", s, i+1)
+			return FileVersion{}, fmt.Errorf("file version %q: part %d is empty", s, i+1)
 		}
 		if len(p) > 1 && p[0] == '0' {
-			return v, fmt.Errorf("file version %q: part %d has a leading zero", s, i+1)
+			return FileVersion{}, fmt.Errorf("file version %q: part %d has a leading zero", s, i+1)
 		}
 		for _, c := range p {
 			if c < '0' || c > '9' {
-				return v, fmt.Errorf("file version %q: part %d is not a decimal number", s, i+1)
+				return FileVersion{}, fmt.Errorf("file version %q: part %d is not a decimal number", s, i+1)
 			}
 		}
 		n, err := strconv.ParseUint(p, 10, 32)
 		if err != nil {
-			return v, fmt.Errorf("file version %q: part %d is out of range", s, i+1)
+			return FileVersion{}, fmt.Errorf("file version %q: part %d is out of range", s, i+1)
 		}
 		v[i] = uint32(n)
 	}
