@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"relayfix/internal/tableprint"
+	"relayfix/relay/control"
+)
+
+// ctlTimeout bounds a control request that has no reason to take long.
+const ctlTimeout = 10 * time.Second
+
+func newCmdCtl(o *rootOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ctl",
+		Short: "Talk to a running relayd over its control socket",
+		Long: `ctl sends one request to the relayd running on the install root, over its control
+socket ROOT/run/relayd.sock, and prints the answer (as JSON with --json).`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("ctl: unknown command %q", args[0])
+			}
+			return usagef("ctl: a command is needed (status, queue, flush, restart-component, tracking, shutdown)")
+		},
+		RunE: func(*cobra.Command, []string) error { return nil },
+	}
+	cmd.PersistentFlags().BoolVar(&o.json, "json", false, "print machine-readable JSON on stdout")
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "status",
+			Short: "Show uptime, queue depth, counters and components",
+			Args:  noArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return ctlDo(cmd.Context(), o, control.Request{Op: control.OpStatus}, ctlTimeout, printStatus)
+			},
+		},
+		newCmdCtlQueue(o),
+		&cobra.Command{
+			Use:   "flush",
+			Short: "Retry every deferred message now",
+			Args:  noArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return ctlDo(cmd.Context(), o, control.Request{Op: control.OpFlush}, ctlTimeout, func(w io.Writer, r *control.Response) error {
+					_, err := fmt.Fprintf(w, "flushed; %d messages queued\n", r.Status.QueueDepth)
+					return err
+				})
+			},
+		},
+		&cobra.Command{
+			Use:   "restart-component NAME",
+			Short: "Start the installed build of a component and switch over to it",
+			Args:  exactArgs(1, "NAME"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return ctlDo(cmd.Context(), o, control.Request{Op: control.OpRestartComponent, Name: args[0]}, 3*time.Minute, printComponent)
+			},
+		},
+		&cobra.Command{
+			Use:   "tracking on|off",
+			Short: "Switch message tracking on or off",
+			Args:  exactArgs(1, "on|off"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var on bool
+				switch args[0] {
+				case "on":
+					on = true
+				case "off":
+				default:
+					return usagef("tracking: want on or off, not %q", args[0])
+				}
+				return ctlDo(cmd.Context(), o, control.Request{Op: control.OpSetComponent, Name: "tracking", Enabled: &on}, time.Minute, printComponent)
+			},
+		},
+		&cobra.Command{
+			Use:   "shutdown",
+			Short: "Stop the relay gracefully",
+			Args:  noArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return ctlDo(cmd.Context(), o, control.Request{Op: control.OpShutdown}, ctlTimeout, func(w io.Writer, _ *control.Response) error {
+					_, err := fmt.Fprintln(w, "relayd is shutting down")
+					return err
+				})
+			},
+		},
+	)
+	return cmd
+}
+
+func newCmdCtlQueue(o *rootOptions) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "queue",
+		Short: "List the queued messages",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return ctlDo(cmd.Context(), o, control.Request{Op: control.OpQueue, Limit: limit}, time.Minute, printQueue)
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many messages (0: all)")
+	return cmd
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s: unexpected argument %q", cmd.Name(), args[0])
+	}
+	return nil
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s: want %s", cmd.Name(), what)
+		}
+		return nil
+	}
+}
+
+// ctlDo sends req and prints the response as JSON or with print.
+func ctlDo(ctx context.Context, o *rootOptions, req control.Request, timeout time.Duration, print func(io.Writer, *control.Response) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c := control.Client{Path: o.Root().ControlSocket()}
+	resp, err := c.Do(ctx, req)
+	if err != nil {
+		if o.json && resp != nil {
+			json.NewEncoder(o.stdout).Encode(resp)
+		}
+		return err
+	}
+	if o.json {
+		enc := json.NewEncoder(o.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(resp)
+	}
+	return print(o.stdout, resp)
+}
+
+func printStatus(w io.Writer, r *control.Response) error {
+	st := r.Status
+	if st == nil {
+		return fmt.Errorf("status: empty reply")
+	}
+	fmt.Fprintf(w, "version:     %s\n", st.Version)
+	fmt.Fprintf(w, "pid:         %d\n", st.PID)
+	fmt.Fprintf(w, "uptime:      %s\n", (time.Duration(st.Uptime) * time.Second).String())
+	fmt.Fprintf(w, "listen:      %s\n", st.Listen)
+	fmt.Fprintf(w, "next hop:    %s\n", st.NextHop)
+	fmt.Fprintf(w, "queue depth: %d\n", st.QueueDepth)
+	keys := make([]string, 0, len(st.Counters))
+	for k := range st.Counters {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, k+"="+strconv.FormatUint(st.Counters[k], 10))
+	}
+	fmt.Fprintf(w, "counters:    %s\n", strings.Join(parts, " "))
+	if len(st.Components) == 0 {
+		_, err := fmt.Fprintln(w, "components:  none")
+		return err
+	}
+	t := tableprint.New(w, "Component", "Version", "Health", "Enabled", "PID", "Crashes", "Pending", "Detail")
+	for _, c := range st.Components {
+		t.Append(c.Name, c.Version, c.Health, strconv.FormatBool(c.Enabled), strconv.Itoa(c.PID), strconv.Itoa(c.Crashes), strconv.Itoa(c.Pending), c.Detail)
+	}
+	return t.Render()
+}
+
+func printComponent(w io.Writer, r *control.Response) error {
+	c := r.Component
+	if c == nil {
+		return fmt.Errorf("empty reply")
+	}
+	_, err := fmt.Fprintf(w, "%s: version %s, %s, enabled=%t, pid %d\n", c.Name, c.Version, c.Health, c.Enabled, c.PID)
+	return err
+}
+
+func printQueue(w io.Writer, r *control.Response) error {
+	t := tableprint.New(w, "Queue ID", "Sender", "Recipients", "Size", "Received", "Attempts", "Next try", "Last error")
+	for _, e := range r.Queue {
+		next := ""
+		if !e.NextTry.IsZero() {
+			next = e.NextTry.Local().Format(time.DateTime)
+		}
+		t.Append(e.QueueID, "<"+e.Sender+">", strings.Join(e.Recipients, ","), strconv.FormatInt(e.Size, 10),
+			e.Received.Local().Format(time.DateTime), strconv.Itoa(e.Attempts), next, e.LastError)
+	}
+	return t.Render()
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with the hidden --pprof flag
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"relayfix/relay"
+)
+
+// daemonOptions are the flags of the relay itself.
+type daemonOptions struct {
+	root *rootOptions
+
+	listen, nextHop, hostname string
+	allow                     []string
+	maxSize                   int64
+	maxRecipients, maxConns   int
+	workers                   int
+	lifetime                  time.Duration
+	retryBase, retryMax       time.Duration
+	readTimeout, writeTimeout time.Duration
+	deliveryTimeout           time.Duration
+	drainTimeout              time.Duration
+	tlsCert, tlsKey           string
+	logLevel                  string
+	pprof                     string
+}
+
+func (d *daemonOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&d.listen, "listen", relay.DefaultListen, "SMTP listen address")
+	f.StringVar(&d.nextHop, "next-hop", "", "relay all mail to this host:port (no DNS lookups)")
+	f.StringSliceVar(&d.allow, "allow", []string{"127.0.0.0/8", "::1/128"}, "client networks allowed to relay, comma-separated CIDRs")
+	f.StringVar(&d.hostname, "hostname", "", "name in the greeting and Received: headers (default: the host name)")
+	f.Int64Var(&d.maxSize, "max-size", relay.DefaultMaxSize, "largest message accepted, bytes (SIZE)")
+	f.IntVar(&d.maxRecipients, "max-recipients", 1000, "most recipients per message")
+	f.IntVar(&d.maxConns, "max-conns", 2000, "most simultaneous SMTP connections")
+	f.IntVar(&d.workers, "workers", relay.DefaultWorkers, "concurrent delivery connections to the next hop")
+	f.DurationVar(&d.lifetime, "lifetime", relay.DefaultLifetime, "queue lifetime: bounce a message not delivered after this long")
+	f.DurationVar(&d.retryBase, "retry-base", time.Minute, "first retry delay after a temporary failure (doubles per attempt)")
+	f.DurationVar(&d.retryMax, "retry-max", time.Hour, "longest retry delay")
+	f.DurationVar(&d.readTimeout, "read-timeout", 5*time.Minute, "SMTP intake read timeout")
+	f.DurationVar(&d.writeTimeout, "write-timeout", time.Minute, "SMTP intake write timeout")
+	f.DurationVar(&d.deliveryTimeout, "delivery-timeout", time.Minute, "timeout for each command to the next hop")
+	f.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "how long a shutdown waits for open transactions")
+	f.StringVar(&d.tlsCert, "tls-cert", "", "PEM certificate for STARTTLS (with --tls-key)")
+	f.StringVar(&d.tlsKey, "tls-key", "", "PEM private key for STARTTLS")
+	f.StringVar(&d.logLevel, "log-level", "info", "log level: debug (one line per SMTP session), info, warn, error")
+	f.StringVar(&d.pprof, "pprof", "", "serve net/http/pprof on this loopback address")
+	f.MarkHidden("pprof")
+}
+
+// loadConfig applies ROOT/relayd.json to the flags the command line did not set.
+func loadConfig(path string, flags *pflag.FlagSet) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	for key, v := range m {
+		fl := flags.Lookup(key)
+		if fl == nil || key == "root" {
+			return fmt.Errorf("config %s: unknown setting %q", path, key)
+		}
+		if fl.Changed {
+			continue
+		}
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+		case float64:
+			s = strconv.FormatFloat(v, 'f', -1, 64)
+		case bool:
+			s = strconv.FormatBool(v)
+		case []any:
+			parts := make([]string, len(v))
+			for i, p := range v {
+				parts[i] = fmt.Sprint(p)
+			}
+			s = strings.Join(parts, ",")
+		default:
+			return fmt.Errorf("config %s: setting %q: unsupported value %v", path, key, v)
+		}
+		if err := fl.Value.Set(s); err != nil {
+			return fmt.Errorf("config %s: setting %q: %w", path, key, err)
+		}
+	}
+	return nil
+}
+
+func (d *daemonOptions) config() (relay.Config, error) {
+	var allow []netip.Prefix
+	for _, a := range d.allow {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, ierr := netip.ParseAddr(a)
+			if ierr != nil {
+				return relay.Config{}, usagef("--allow %q: %v", a, err)
+			}
+			p = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		allow = append(allow, p.Masked())
+	}
+	if len(allow) == 0 {
+		return relay.Config{}, usagef("--allow: no client network given; relayd never relays for everyone")
+	}
+	if d.nextHop != "" {
+		if _, _, err := net.SplitHostPort(d.nextHop); err != nil {
+			return relay.Config{}, usagef("--next-hop %q: %v", d.nextHop, err)
+		}
+	}
+	if (d.tlsCert == "") != (d.tlsKey == "") {
+		return relay.Config{}, usagef("--tls-cert and --tls-key go together")
+	}
+	return relay.Config{
+		Root:            d.root.Root(),
+		Listen:          d.listen,
+		NextHop:         d.nextHop,
+		Allow:           allow,
+		Hostname:        d.hostname,
+		MaxSize:         d.maxSize,
+		MaxRecipients:   d.maxRecipients,
+		MaxConns:        d.maxConns,
+		ReadTimeout:     d.readTimeout,
+		WriteTimeout:    d.writeTimeout,
+		TLSCert:         d.tlsCert,
+		TLSKey:          d.tlsKey,
+		Workers:         d.workers,
+		Lifetime:        d.lifetime,
+		RetryBase:       d.retryBase,
+		RetryMax:        d.retryMax,
+		DeliveryTimeout: d.deliveryTimeout,
+		DrainTimeout:    d.drainTimeout,
+	}, nil
+}
+
+func runDaemon(ctx context.Context, cmd *cobra.Command, d *daemonOptions) error {
+	root := d.root.Root()
+	if err := loadConfig(root.Config(), cmd.Flags()); err != nil {
+		return &usageError{err}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(d.logLevel)); err != nil {
+		return usagef("--log-level %q: %v", d.logLevel, err)
+	}
+	cfg, err := d.config()
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(d.root.stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = logger
+	raiseFileLimit(logger)
+	if d.pprof != "" {
+		pl, err := net.Listen("tcp", d.pprof)
+		if err != nil {
+			return fmt.Errorf("pprof: %w", err)
+		}
+		srv := &http.Server{Handler: http.DefaultServeMux}
+		go srv.Serve(pl)
+		defer srv.Close()
+	}
+	r, err := relay.New(cfg)
+	if err != nil {
+		return err
+	}
+	for _, wire := range d.root.wiring {
+		cleanup, err := wire(ctx, d.root, r)
+		if err != nil {
+			return err
+		}
+		if cleanup != nil {
+			defer cleanup()
+		}
+	}
+	return r.Run(ctx)
+}
+
+// raiseFileLimit lifts the soft open-files limit to the hard one: every SMTP connection and
+// every delivery connection is a descriptor, and hundreds of idle clients must not starve the
+// rest.
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			log.Warn("cannot raise the open-files limit", "err", err)
+		}
+	}
+}
