@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -289,5 +290,241 @@ func TestRepackRoundTrip(t *testing.T) {
 	again := repack(t, unpack(t, pkg), nil)
 	if _, err := Open(context.Background(), writeTemp(t, again), OpenOptions{Keys: []minisign.PublicKey{fx.pub}}); err != nil {
 		t.Fatalf("a package taken apart and put back together no longer opens: %v", err)
+	}
+}
+
+// resign replaces the manifest and signature entries with m, signed by key.
+func resign(t testing.TB, es []entry, m *manifest.Manifest, key minisign.PrivateKey) []entry {
+	t.Helper()
+	mb, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	es[0].body = mb
+	es[1].body = Sign(key, m, mb, time.Now())
+	return es
+}
+
+// bombSize is the run of zeros the decompression-bomb cases carry: 1 GiB in about 32 KiB.
+const bombSize = 1 << 30
+
+// tamperCases are ways a signed package can be altered or forged, each with the text its
+// rejection must contain: the entry or file, and the check that failed.
+func tamperCases(t testing.TB, fx *fixture) []struct {
+	name  string
+	build func(es []entry, m *manifest.Manifest) []byte
+	want  []string
+} {
+	other := newFixture(t)
+	clone := func(m *manifest.Manifest) *manifest.Manifest {
+		c := *m
+		c.Files = append([]manifest.File(nil), m.Files...)
+		return &c
+	}
+	return []struct {
+		name  string
+		build func(es []entry, m *manifest.Manifest) []byte
+		want  []string
+	}{
+		{"flipped payload byte", func(es []entry, m *manifest.Manifest) []byte {
+			es[2].body[len(es[2].body)/2] ^= 0x01
+			return repack(t, es, nil)
+		}, []string{"payload bin/msgtrack: sha256 mismatch: manifest says " + m0(fx).Files[0].SHA256}},
+		{"flipped byte in the second payload", func(es []entry, m *manifest.Manifest) []byte {
+			es[3].body[100] ^= 0x80
+			return repack(t, es, nil)
+		}, []string{"payload lib/tracking/helper: sha256 mismatch"}},
+		{"payload one byte short", func(es []entry, m *manifest.Manifest) []byte {
+			es[2].body = es[2].body[:len(es[2].body)-1]
+			return repack(t, es, nil)
+		}, []string{"payload bin/msgtrack: size mismatch: manifest says", fmt.Sprintf("file has %d", m0(fx).Files[0].Size-1)}},
+		{"payload one byte long", func(es []entry, m *manifest.Manifest) []byte {
+			es[2].body = append(es[2].body, 0)
+			return repack(t, es, nil)
+		}, []string{"payload bin/msgtrack: size mismatch", fmt.Sprintf("file has %d", m0(fx).Files[0].Size+1)}},
+		{"manifest edited after signing", func(es []entry, m *manifest.Manifest) []byte {
+			es[0].body = bytes.Replace(es[0].body, []byte("heavy load"), []byte("light load"), 1)
+			return repack(t, es, nil)
+		}, []string{"manifest.json.minisig: signature check failed: manifest.json does not match its signature"}},
+		{"wrong file version", func(es []entry, m *manifest.Manifest) []byte {
+			m = clone(m)
+			m.Files[0].Version = manifest.MustParseFileVersion("6.5.7651.46")
+			return repack(t, resign(t, es, m, fx.priv), nil)
+		}, []string{"payload bin/msgtrack: version mismatch: manifest says 6.5.7651.46, file has " + stamp.TrackFixedVersion}},
+		{"wrong platform", func(es []entry, m *manifest.Manifest) []byte {
+			m = clone(m)
+			m.Files[0].Platform = "windows/386"
+			return repack(t, resign(t, es, m, fx.priv), nil)
+		}, []string{"payload bin/msgtrack: platform mismatch: manifest says windows/386, file has linux/"}},
+		{"timestamp one second late", func(es []entry, m *manifest.Manifest) []byte {
+			es[2].hdr.ModTime = es[2].hdr.ModTime.Add(time.Second)
+			return repack(t, es, nil)
+		}, []string{"payload bin/msgtrack: date mismatch: manifest says 2006-02-14T03:36:00Z, file has 2006-02-14T03:36:01Z"}},
+		{"signed by an untrusted key", func(es []entry, m *manifest.Manifest) []byte {
+			return repack(t, resign(t, es, m, other.priv), nil)
+		}, []string{"manifest.json.minisig: signature check failed", verifier.KeyID(other.pub.ID()), "not trusted"}},
+		{"trusted comment names another package", func(es []entry, m *manifest.Manifest) []byte {
+			es[1].body = minisign.SignWithComments(fx.priv, es[0].body, "id:KB1", "")
+			return repack(t, es, nil)
+		}, []string{"trusted comment names package KB1, manifest is KB910618"}},
+		{"entry ../x", func(es []entry, m *manifest.Manifest) []byte {
+			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "../x", Mode: 0o644}, body: []byte("x")})
+			return repack(t, es, nil)
+		}, []string{"archive entry ../x: path escapes the package"}},
+		{"entry payload/../../x", func(es []entry, m *manifest.Manifest) []byte {
+			es = append(es[:2], entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "payload/../../x", Mode: 0o644}, body: []byte("x")})
+			return repack(t, es, nil)
+		}, []string{"archive entry payload/../../x: path escapes the package"}},
+		{"absolute path", func(es []entry, m *manifest.Manifest) []byte {
+			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "/etc/cron.d/x", Mode: 0o644}, body: []byte("x")})
+			return repack(t, es, nil)
+		}, []string{"archive entry /etc/cron.d/x: absolute path"}},
+		{"symlink", func(es []entry, m *manifest.Manifest) []byte {
+			es[2] = entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "payload/bin/msgtrack", Linkname: "/etc/passwd"}}
+			return repack(t, es, nil)
+		}, []string{"archive entry payload/bin/msgtrack: symlink (to /etc/passwd) not allowed"}},
+		{"hard link", func(es []entry, m *manifest.Manifest) []byte {
+			es[3] = entry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "payload/lib/tracking/helper", Linkname: "payload/bin/msgtrack"}}
+			return repack(t, es, nil)
+		}, []string{"archive entry payload/lib/tracking/helper: hard link", "not allowed"}},
+		{"fifo", func(es []entry, m *manifest.Manifest) []byte {
+			es[2] = entry{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: "payload/bin/msgtrack"}}
+			return repack(t, es, nil)
+		}, []string{"archive entry payload/bin/msgtrack: device or fifo not allowed"}},
+		{"extra unlisted file", func(es []entry, m *manifest.Manifest) []byte {
+			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "payload/bin/relayd", Mode: 0o755}, body: []byte("#!/bin/sh\n")})
+			return repack(t, es, nil)
+		}, []string{"archive entry payload/bin/relayd: not in the manifest's file table"}},
+		{"duplicate entry", func(es []entry, m *manifest.Manifest) []byte {
+			es = append(es, es[2])
+			return repack(t, es, nil)
+		}, []string{"payload bin/msgtrack: duplicate entry"}},
+		{"listed file missing", func(es []entry, m *manifest.Manifest) []byte {
+			return repack(t, es[:3], nil)
+		}, []string{"payload lib/tracking/helper: missing from the archive"}},
+		{"manifest not first", func(es []entry, m *manifest.Manifest) []byte {
+			es[0], es[2] = es[2], es[0]
+			return repack(t, es, nil)
+		}, []string{"archive entry payload/bin/msgtrack: want manifest.json here"}},
+		{"signature missing", func(es []entry, m *manifest.Manifest) []byte {
+			return repack(t, append(es[:1], es[2:]...), nil)
+		}, []string{"archive entry payload/bin/msgtrack: want manifest.json.minisig here"}},
+		{"directory outside payload", func(es []entry, m *manifest.Manifest) []byte {
+			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755}})
+			return repack(t, es, nil)
+		}, []string{"archive entry etc/: directory outside payload/"}},
+		{"manifest path escaping the root", func(es []entry, m *manifest.Manifest) []byte {
+			m = clone(m)
+			m.Files[1].Path = "../lib/x"
+			mb, _ := json.MarshalIndent(m, "", "  ") // Marshal itself refuses such a manifest
+			es[0].body = mb
+			es[1].body = Sign(fx.priv, m, mb, time.Now())
+			es[3].hdr.Name = "payload/../lib/x"
+			return repack(t, es, nil)
+		}, []string{"manifest.json: manifest: files[1].path", "../lib/x"}},
+		{"expired", func(es []entry, m *manifest.Manifest) []byte {
+			m = clone(m)
+			exp := time.Date(2007, 1, 1, 0, 0, 0, 0, time.UTC)
+			m.Expires = &exp
+			return repack(t, resign(t, es, m, fx.priv), nil)
+		}, []string{"manifest.json: package KB910618 expired at 2007-01-01T00:00:00Z"}},
+		{"trailing garbage in the archive", func(es []entry, m *manifest.Manifest) []byte {
+			return repack(t, es, []byte("#!/bin/sh\nrm -rf /\n"))
+		}, []string{"trailing garbage after the end of the archive"}},
+		{"trailing garbage after the compressed stream", func(es []entry, m *manifest.Manifest) []byte {
+			return append(repack(t, es, nil), "garbage"...)
+		}, []string{"read archive"}},
+		{"1 GiB of zeros as a listed payload", func(es []entry, m *manifest.Manifest) []byte {
+			es[2].body, es[2].zeros = nil, bombSize
+			return repack(t, es, nil)
+		}, []string{"payload bin/msgtrack: size mismatch", fmt.Sprintf("file has %d", bombSize)}},
+		{"1 GiB of zeros as an unlisted payload", func(es []entry, m *manifest.Manifest) []byte {
+			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "payload/bin/bomb", Mode: 0o755}, zeros: bombSize})
+			return repack(t, es, nil)
+		}, []string{"archive entry payload/bin/bomb: not in the manifest's file table"}},
+		{"1 GiB of zeros as the manifest", func(es []entry, m *manifest.Manifest) []byte {
+			es[0].body, es[0].zeros = nil, bombSize
+			return repack(t, es, nil)
+		}, []string{"archive entry manifest.json: 1073741824 bytes is over the 1048576-byte limit"}},
+		{"1 GiB of zeros after the archive", func(es []entry, m *manifest.Manifest) []byte {
+			pkg := repack(t, es, nil)
+			return append(pkg, zeroFrames(bombSize)...)
+		}, []string{"trailing data after the end of the archive"}},
+	}
+}
+
+// m0 returns the manifest the fixture packs to.
+func m0(fx *fixture) *manifest.Manifest {
+	m, err := Fill(context.Background(), fx.tmpl, fx.payload, PackOptions{Date: fileDate})
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func TestOpenRefusesTampered(t *testing.T) {
+	fx := newFixture(t)
+	pkg, m := fx.pack(t)
+	for _, tc := range tamperCases(t, fx) {
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.build(unpack(t, pkg), m)
+			stage := filepath.Join(t.TempDir(), "stage")
+			o, err := Open(context.Background(), writeTemp(t, b), OpenOptions{Keys: []minisign.PublicKey{fx.pub}, StageDir: stage})
+			if err == nil {
+				t.Fatalf("opened a tampered package: %+v", o.Report)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not say %q", err, w)
+				}
+			}
+			assertEmpty(t, stage)
+			if bomb := bytes.Index(b, zeroFrames(bombSize)[:16]); bomb >= 0 {
+				assertCapped(t, b, bomb, fx.pub)
+			}
+		})
+	}
+}
+
+// assertCapped opens pkg, which holds a 1 GiB run of zeros at offset bomb, from a reader that
+// counts what is taken from it, and fails if the reader took half of the bomb's compressed
+// blocks: a refusal by the caps stops within a few blocks of the bomb's start, long before the
+// gigabyte would be decompressed.
+func assertCapped(t *testing.T, pkg []byte, bomb int, key minisign.PublicKey) {
+	t.Helper()
+	cr := &countingReader{r: bytes.NewReader(pkg)}
+	if _, err := OpenReader(context.Background(), cr, OpenOptions{Keys: []minisign.PublicKey{key}}); err == nil {
+		t.Fatal("OpenReader accepted the bomb")
+	}
+	limit := int64(bomb) + int64(len(zeroFrames(bombSize)))/2
+	if cr.n >= limit {
+		t.Errorf("read %d compressed bytes; the bomb spans %d to %d: it was decompressed, not capped", cr.n, bomb, bomb+len(zeroFrames(bombSize)))
+	}
+	t.Logf("refused after %d compressed bytes; the bomb starts at %d", cr.n, bomb)
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// assertEmpty fails unless dir holds no files (it may be missing, or hold nothing at all).
+func assertEmpty(t testing.TB, dir string) {
+	t.Helper()
+	var left []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && p != dir {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("staging dir not empty after a refused package: %v", left)
 	}
 }
