@@ -1,17 +1,195 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"relayfix/packages"
+	"relayfix/relay/control"
+	"relayfix/verifier"
 )
 
+// EnvCrashAt names a step boundary of a transaction (see packages.StepNames, e.g. "swapped" or
+// "swapping:1") at which hotfix kills itself with SIGKILL, right after journaling that step. It
+// exists for the crash tests, which prove that the next command recovers from a kill at every
+// boundary; nothing else should set it.
+const EnvCrashAt = "RELAYFIX_CRASH_AT"
+
+type applyOptions struct {
+	pkg     string
+	pubkey  string
+	dryRun  bool
+	timeout time.Duration
+}
+
 func newCmdApply(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "apply",
-		Short: "not yet available",
+	o := &applyOptions{}
+	cmd := &cobra.Command{
+		Use:   "apply PKG",
+		Short: "Verify a package and install it while the relay runs",
+		Long: `apply verifies the package's signature and file table, checks its prerequisites
+(service pack level), supersedence and that no file is older than the one installed, backs
+up the files it replaces, swaps the new builds in, restarts the services the package names
+through the relay's control socket and waits until they report the new build, healthy.
+Any failure puts the previous build back, running. Nothing reboots the host; when relayd is
+not running, the services start on the new build the next time it starts.
+
+Every step is journaled first (ROOT/hotfix/journal.json): an interrupted apply is finished or
+undone by the next hotfix command, or explicitly by 'hotfix recover'. One transaction runs
+at a time: a second one fails at once, naming the process that holds the root.`,
+		Example: `  hotfix apply dist/SP2.hfx --root /tmp/relay --pubkey dist/demo.pub
+  hotfix apply dist/KB910618.hfx --root /tmp/relay --dry-run
+  hotfix apply dist/KB910618.hfx --root /tmp/relay --json`,
+		Args: exactArgs(1, "PKG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("apply: not yet available")
+			o.pkg = args[0]
+			return runApply(cmd.Context(), g, o)
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&o.pubkey, "pubkey", "", "trusted minisign public key file(s), comma-separated (default ROOT/hotfix/trusted/*.pub)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	f.DurationVar(&o.timeout, "health-timeout", 15*time.Second, "how long a restarted service has to report the new build healthy")
+	return cmd
+}
+
+// newStore returns the store of the command's root, talking to the relay on its control socket.
+func newStore(g *globalOptions, timeout time.Duration) *packages.Store {
+	root := g.Root()
+	return &packages.Store{
+		Root:          root,
+		Services:      control.Client{Path: root.ControlSocket()},
+		HealthTimeout: timeout,
+		Hook:          crashHook(os.Getenv(EnvCrashAt)),
+	}
+}
+
+// crashHook returns the Store hook that kills the process at the step named by at ("swapped",
+// or "swapping:1" for one file), or nil when at is empty.
+func crashHook(at string) func(string) {
+	if at == "" {
+		return nil
+	}
+	return func(step string) {
+		base, _, _ := strings.Cut(step, ":")
+		if step == at || (base == at && !strings.Contains(at, ":")) {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
+}
+
+// recoverFirst finishes or undoes an interrupted transaction before a read-only command looks at
+// the root, and says so on stderr.
+func recoverFirst(ctx context.Context, g *globalOptions) {
+	rep, err := newStore(g, 0).RecoverIfNeeded(ctx)
+	if err != nil {
+		fmt.Fprintf(g.stderr, "hotfix: recovering an interrupted transaction: %v\n", err)
+		return
+	}
+	if rep != nil && rep.Outcome != packages.RecoveredNothing {
+		fmt.Fprintf(g.stderr, "hotfix: recovered: %s\n", rep.Detail)
+	}
+}
+
+func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
+	root := g.Root()
+	keys, err := verifier.LoadTrustedKeys(root, o.pubkey)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(o.pkg); err != nil {
+		return fmt.Errorf("package: %w", err)
+	}
+	open := func(ctx context.Context, stageDir string) (*packages.Staged, error) {
+		op, err := packages.Open(ctx, o.pkg, packages.OpenOptions{Keys: keys, StageDir: stageDir})
+		if err != nil {
+			return nil, err
+		}
+		return &packages.Staged{Manifest: op.Manifest, Files: op.Staged}, nil
+	}
+	s := newStore(g, o.timeout)
+	res, plan, err := s.Apply(ctx, open, o.dryRun)
+	if o.dryRun {
+		if plan == nil {
+			return err
+		}
+		if g.json {
+			writeJSON(g.stdout, plan)
+		} else {
+			printPlan(g.stdout, plan)
+		}
+		if err != nil {
+			return &silentError{err}
+		}
+		return nil
+	}
+	if res != nil && res.State == packages.StateCommitted && o.pubkey != "" {
+		if trusted, terr := packages.TrustKeys(root, strings.Split(o.pubkey, ",")); terr != nil {
+			fmt.Fprintf(g.stderr, "hotfix: %v\n", terr)
+		} else if trusted && !g.json {
+			fmt.Fprintf(g.stdout, "Trusting %s for later packages (%s).\n", o.pubkey, root.Trusted())
+		}
+	}
+	if g.json && res != nil {
+		writeJSON(g.stdout, res)
+	} else if res != nil && err == nil {
+		printResult(g.stdout, res)
+	}
+	return err
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printPlan(w io.Writer, p *packages.Plan) {
+	fmt.Fprintf(w, "Plan for %s (%s): %s\n", p.Package, p.Kind, p.Title)
+	fmt.Fprintf(w, "  prerequisites: %s\n", p.Prerequisites)
+	for _, f := range p.Files {
+		fmt.Fprintf(w, "  %-14s %-12s %s -> %s\n", f.Path, f.Name, orNone(f.From), f.To)
+	}
+	fmt.Fprintf(w, "  restart services: %s\n", orNone(strings.Join(p.Services, ", ")))
+	fmt.Fprintf(w, "  reboot: no\n")
+	fmt.Fprintln(w, "Dry run: nothing was changed.")
+}
+
+func printResult(w io.Writer, r *packages.Result) {
+	verb := "Applied"
+	if r.Action == packages.ActionRollback {
+		verb = "Rolled back"
+	}
+	title := ""
+	if r.Title != "" {
+		title = " (" + r.Title + ")"
+	}
+	fmt.Fprintf(w, "%s %s%s, transaction %s.\n", verb, r.Package, title, r.TxID)
+	for _, f := range r.Files {
+		fmt.Fprintf(w, "  %-14s %s -> %s\n", f.Path, orNone(f.From), f.To)
+	}
+	for _, s := range r.Services {
+		if s.Deferred {
+			fmt.Fprintf(w, "  service %s: relayd is not running; it starts on the installed build when relayd starts\n", s.Name)
+		} else {
+			fmt.Fprintf(w, "  service %s: restarted, running %s, %s\n", s.Name, s.Version, s.Health)
+		}
+	}
+	fmt.Fprintln(w, "  reboot: no")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }

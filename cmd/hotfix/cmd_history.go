@@ -1,17 +1,47 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"relayfix/internal/tableprint"
+	"relayfix/packages"
 )
 
 func newCmdHistory(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "history",
-		Short: "not yet available",
+		Short: "Show every transaction applied to the root",
+		Long: `history lists every transaction recorded in ROOT/hotfix/history.jsonl, oldest first:
+its id, the package or component, the action (apply, rollback, recover), the result
+(committed, rolled-back, failed), when it started and ended (UTC), and why it failed.`,
+		Example: `  hotfix history --root /tmp/relay
+  hotfix history --root /tmp/relay --json`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("history: not yet available")
+			return runHistory(cmd.Context(), g)
 		},
 	}
+}
+
+func runHistory(ctx context.Context, g *globalOptions) error {
+	recoverFirst(ctx, g)
+	h, err := packages.LoadHistory(g.Root())
+	if err != nil {
+		return err
+	}
+	if g.json {
+		if h == nil {
+			h = []packages.HistoryEntry{}
+		}
+		return writeJSON(g.stdout, h)
+	}
+	t := tableprint.New(g.stdout, "Transaction", "Package", "Action", "Result", "Start (UTC)", "Duration", "Error")
+	for _, e := range h {
+		t.Append(e.ID, e.Package, e.Action, e.Result, e.Start.UTC().Format(time.DateTime),
+			e.End.Sub(e.Start).Round(time.Millisecond).String(), e.Error)
+	}
+	return t.Render()
 }

@@ -1,17 +1,89 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"relayfix/internal/tableprint"
+	"relayfix/packages"
 )
 
+type listOptions struct {
+	utc bool
+}
+
 func newCmdList(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	o := &listOptions{}
+	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "not yet available",
+		Short: "List the installed files in the KB article's columns",
+		Long: `list shows every installed file as a KB article's file table does — file name, file
+version, file size, date, time, platform — plus the package that installed it. Dates are
+recorded in UTC and shown in local time (the header names the zone) unless --utc.
+With --json it prints an array of objects with the keys name, path, version, size, date
+(RFC 3339, UTC), platform, sha256 and package.`,
+		Example: `  hotfix list --root /tmp/relay
+  hotfix list --root /tmp/relay --utc
+  hotfix list --root /tmp/relay --json`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("list: not yet available")
+			return runList(cmd.Context(), g, o, time.Local)
 		},
 	}
+	cmd.Flags().BoolVar(&o.utc, "utc", false, "show dates and times in UTC")
+	return cmd
+}
+
+// listRow is one installed file as --json prints it.
+type listRow struct {
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	Version  string `json:"version"`
+	Size     int64  `json:"size"`
+	Date     string `json:"date"`
+	Platform string `json:"platform"`
+	SHA256   string `json:"sha256"`
+	Package  string `json:"package"`
+}
+
+func runList(ctx context.Context, g *globalOptions, o *listOptions, loc *time.Location) error {
+	recoverFirst(ctx, g)
+	db, err := packages.LoadDB(g.Root())
+	if err != nil {
+		return err
+	}
+	if g.json {
+		rows := []listRow{}
+		for _, f := range db.Files {
+			rows = append(rows, listRow{Name: f.Name, Path: f.Path, Version: f.Version.String(), Size: f.Size,
+				Date: f.Date.UTC().Format(time.RFC3339), Platform: f.Platform, SHA256: f.SHA256, Package: f.Package})
+		}
+		return writeJSON(g.stdout, rows)
+	}
+	if o.utc {
+		loc = time.UTC
+	}
+	zone, _ := time.Now().In(loc).Zone()
+	t := tableprint.New(g.stdout, "File name", "File version", "File size", "Date ("+zone+")", "Time ("+zone+")", "Platform", "Package")
+	for _, f := range db.Files {
+		d := f.Date.In(loc)
+		t.Append(f.Name, f.Version.String(), groupThousands(f.Size), d.Format("02-Jan-2006"), d.Format("15:04"), f.Platform, f.Package)
+	}
+	if len(db.Files) == 0 {
+		fmt.Fprintf(g.stderr, "hotfix: nothing is installed in %s\n", g.Root())
+	}
+	return t.Render()
+}
+
+// groupThousands writes n as KB articles write file sizes: 99,040.
+func groupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -1,17 +1,46 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
+type rollbackOptions struct {
+	target  string
+	timeout time.Duration
+}
+
 func newCmdRollback(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rollback",
-		Short: "not yet available",
+	o := &rollbackOptions{}
+	cmd := &cobra.Command{
+		Use:   "rollback COMPONENT|HOTFIX-ID",
+		Short: "Put back the build a component or hotfix replaced",
+		Long: `rollback restores the previous build of a component (e.g. msgtrack), or of every file a
+hotfix installed (e.g. KB910618, which is then no longer listed as installed), from the
+backup taken when it was replaced. The backup's hash is checked first: a backup that does
+not match what was recorded is refused and nothing changes. The services are restarted on
+the restored build through the same journaled steps as apply. A second rollback goes further
+back while earlier builds are remembered, or says why it cannot.`,
+		Example: `  hotfix rollback msgtrack --root /tmp/relay
+  hotfix rollback KB910618 --root /tmp/relay --json`,
+		Args: exactArgs(1, "COMPONENT|HOTFIX-ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("rollback: not yet available")
+			o.target = args[0]
+			return runRollback(cmd.Context(), g, o)
 		},
 	}
+	cmd.Flags().DurationVar(&o.timeout, "health-timeout", 15*time.Second, "how long a restarted service has to report the restored build healthy")
+	return cmd
+}
+
+func runRollback(ctx context.Context, g *globalOptions, o *rollbackOptions) error {
+	res, err := newStore(g, o.timeout).Rollback(ctx, o.target)
+	if g.json && res != nil {
+		writeJSON(g.stdout, res)
+	} else if res != nil && err == nil {
+		printResult(g.stdout, res)
+	}
+	return err
 }

@@ -2,10 +2,39 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+
+	"relayfix/packages"
 )
 
-// runVerifyRoot checks every installed file of the root against the installed-files database.
+// runVerifyRoot checks every installed file of the root against the installed-files database
+// (size, SHA-256, file version, platform, timestamp), as rpm -V does, and fails if any drifted.
 func runVerifyRoot(ctx context.Context, g *globalOptions) error {
-	return errors.New("verify --root: not yet available")
+	recoverFirst(ctx, g)
+	checks, err := newStore(g, 0).VerifyRoot(ctx)
+	if err != nil {
+		return err
+	}
+	n := packages.Drifted(checks)
+	if g.json {
+		if checks == nil {
+			checks = []packages.FileCheck{}
+		}
+		writeJSON(g.stdout, checks)
+	} else {
+		for _, c := range checks {
+			fmt.Fprintln(g.stdout, c.String())
+		}
+	}
+	if n > 0 {
+		err := fmt.Errorf("%d of %d installed files drifted from the installed-files database", n, len(checks))
+		if !g.json {
+			fmt.Fprintf(g.stderr, "hotfix: %v\n", err)
+		}
+		return &silentError{err}
+	}
+	if !g.json {
+		fmt.Fprintf(g.stdout, "All %d installed files match the installed-files database.\n", len(checks))
+	}
+	return nil
 }
