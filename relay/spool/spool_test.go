@@ -1,0 +1,252 @@
+package spool
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func put(t *testing.T, s *Spool, id string, body string) Body {
+	t.Helper()
+	env := &Envelope{ID: id, Sender: "a@example.test", Recipients: []string{"x@example.test", "y@example.test"}, Received: time.Now().UTC()}
+	b, err := s.Put(context.Background(), env, []byte("Received: test\r\n"), []byte(body))
+	if err != nil {
+		t.Fatalf("put %s: %v", id, err)
+	}
+	return b
+}
+
+func read(t *testing.T, s *Spool, b Body) string {
+	t.Helper()
+	r, err := s.Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestReopenKeepsLiveMessagesAndState(t *testing.T) {
+	dir := t.TempDir()
+	s, msgs, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 0 {
+		t.Fatalf("new spool has %d messages", len(msgs))
+	}
+	b1 := put(t, s, "M1", "body one")
+	put(t, s, "M2", "body two")
+	put(t, s, "M3", "body three")
+	if got := read(t, s, b1); got != "Received: test\r\nbody one" {
+		t.Fatalf("body of M1 = %q", got)
+	}
+	next := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	if err := s.Update("M3", State{Attempts: 2, NextTry: next, LastError: "451 later", Done: []int{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("M2"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, msgs, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.Envelope.ID)
+	}
+	if !slices.Equal(ids, []string{"M1", "M3"}) {
+		t.Fatalf("after reopen: %v, want [M1 M3]", ids)
+	}
+	m3 := msgs[1]
+	if m3.Envelope.Attempts != 2 || !m3.Envelope.NextTry.Equal(next) || m3.Envelope.LastError != "451 later" || !slices.Equal(m3.Envelope.Done, []int{1}) {
+		t.Fatalf("M3 state not restored: %+v", m3.Envelope.State)
+	}
+	if got := read(t, s, m3.Body); got != "Received: test\r\nbody three" {
+		t.Fatalf("body of M3 after reopen = %q", got)
+	}
+}
+
+func TestTornTailIsIgnored(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, "OK1", "complete")
+	s.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+	last := segs[len(segs)-1]
+	// A message cut off in the middle, as a crash during a write leaves it, and a record whose
+	// checksum does not match.
+	whole := frame(recMessage, []byte{0, 0, 0, 2}, []byte("{}"), []byte("half a message that never got its 250"))
+	f, err := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(whole[:len(whole)/2])
+	f.Close()
+
+	s, msgs, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("reopen after torn write: %v", err)
+	}
+	if len(msgs) != 1 || msgs[0].Envelope.ID != "OK1" {
+		t.Fatalf("after torn write: %+v", msgs)
+	}
+	// The spool keeps working and a later reopen still sees the earlier message.
+	put(t, s, "OK2", "after the crash")
+	s.Close()
+	s, msgs, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(msgs) != 2 || msgs[1].Envelope.ID != "OK2" {
+		t.Fatalf("second reopen: %d messages", len(msgs))
+	}
+}
+
+func TestCorruptRecordStopsSegment(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, "A", "first")
+	b := put(t, s, "B", "second")
+	s.Close()
+	// Flip a byte of B's body: its checksum no longer matches.
+	f, err := os.OpenFile(filepath.Join(dir, segName(b.Segment)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{'X'}, b.Offset+b.Length-1)
+	f.Close()
+	s, msgs, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(msgs) != 1 || msgs[0].Envelope.ID != "A" {
+		t.Fatalf("got %d messages, want only A", len(msgs))
+	}
+}
+
+func TestSegmentsAreCollected(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{SegmentSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(make([]byte, 1000))
+	for i := range 100 {
+		id := fmt.Sprintf("G%03d", i)
+		put(t, s, id, body)
+		if err := s.Remove(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(t, s, "LAST", "x") // makes the committer write the removals and collect
+	if n := s.Segments(); n > 3 {
+		t.Fatalf("%d segments left after every message but one was removed", n)
+	}
+	s.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+	if len(segs) > 3 {
+		t.Fatalf("%d segment files on disk", len(segs))
+	}
+	s, msgs, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(msgs) != 1 || msgs[0].Envelope.ID != "LAST" {
+		t.Fatalf("after collection: %d messages", len(msgs))
+	}
+}
+
+func TestLiveMessagePinsItsSegment(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{SegmentSize: 2 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, "KEEP", "kept while later messages come and go")
+	body := string(make([]byte, 1000))
+	for i := range 20 {
+		id := fmt.Sprintf("T%02d", i)
+		put(t, s, id, body)
+		s.Remove(id)
+	}
+	put(t, s, "FLUSH", "x")
+	s.Close()
+	s, msgs, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.Envelope.ID)
+	}
+	if !slices.Equal(ids, []string{"KEEP", "FLUSH"}) {
+		t.Fatalf("got %v", ids)
+	}
+	if got := read(t, s, msgs[0].Body); got != "Received: test\r\nkept while later messages come and go" {
+		t.Fatalf("KEEP body = %q", got)
+	}
+}
+
+func TestConcurrentPutsShareCommits(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	var wg sync.WaitGroup
+	bodies := make([]Body, n)
+	for i := range n {
+		wg.Go(func() { bodies[i] = put(t, s, fmt.Sprintf("C%03d", i), fmt.Sprintf("message %d", i)) })
+	}
+	wg.Wait()
+	for i, b := range bodies {
+		if got, want := read(t, s, b), fmt.Sprintf("Received: test\r\nmessage %d", i); got != want {
+			t.Fatalf("body %d = %q, want %q", i, got, want)
+		}
+	}
+	s.Close()
+	_, msgs, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != n {
+		t.Fatalf("reopened %d messages, want %d", len(msgs), n)
+	}
+}
+
+func TestClosedSpoolRefuses(t *testing.T) {
+	s, _, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = s.Put(context.Background(), &Envelope{ID: "X"}, nil, []byte("x"))
+	if err == nil {
+		t.Fatal("put on a closed spool succeeded")
+	}
+}
