@@ -12,13 +12,13 @@ func TestNextDelay(t *testing.T) {
 		rnd      float64
 		min, top time.Duration
 	}{
-		{1, 0, 45 * time.Second, 45 * time.Second},        // base, lowest jitter
-		{1, 0.5, time.Minute, time.Minute},                // base, no jitter
-		{2, 0.5, 2 * time.Minute, 2 * time.Minute},        // doubles
-		{4, 0.5, 8 * time.Minute, 8 * time.Minute},        // and again
-		{0, 0.5, time.Minute, time.Minute},                // attempt 0 is treated as the first
-		{7, 0.5, time.Hour, time.Hour},                    // 64 min capped at max
-		{100, 0.999999, 74 * time.Minute, 75 * time.Minute}, // capped, highest jitter just under +25%
+		{1, 0, 45 * time.Second, 45 * time.Second},              // base, lowest jitter
+		{1, 0.5, time.Minute, time.Minute},                      // base, no jitter
+		{2, 0.5, 2 * time.Minute, 2 * time.Minute},              // doubles
+		{4, 0.5, 8 * time.Minute, 8 * time.Minute},              // and again
+		{0, 0.5, time.Minute, time.Minute},                      // attempt 0 is treated as the first
+		{7, 0.5, time.Hour, time.Hour},                          // 64 min capped at max
+		{100, 0.999999, 74 * time.Minute, 75 * time.Minute},     // capped, highest jitter just under +25%
 		{3, 2, 4*time.Minute + 59*time.Second, 5 * time.Minute}, // rnd out of range is clamped
 		{3, -1, 3 * time.Minute, 3 * time.Minute},
 	}
