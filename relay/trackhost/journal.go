@@ -1,0 +1,384 @@
+package trackhost
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"relayfix/internal/safefile"
+	"relayfix/relay/track"
+)
+
+// segmentLimit is the size at which the journal starts a new segment file. Segments are large so
+// that creating files stays off the relay's path (a create costs far more than an append here).
+const segmentLimit = 8 << 20
+
+// Journal is the host's durable event journal: append-only segment files named by the first seq
+// they hold, one JSON event per line. Append writes the line to the file at once (it survives a
+// crash of relayd); Sync makes it survive a crash of the machine. Segments whose events the plugin
+// has all acknowledged are deleted by Trim. The newest segment is never deleted, so the next seq
+// is always known.
+type Journal struct {
+	dir string
+
+	mu      sync.Mutex
+	f       *os.File  // active segment
+	segs    []segment // in seq order; the last is active
+	size    int64     // of the active segment
+	next    uint64    // seq the next Append gets
+	dirty   bool
+	acked   uint64
+	changed chan struct{} // closed and replaced on every append
+	buf     []byte
+}
+
+type segment struct {
+	first uint64
+	path  string
+}
+
+func segmentName(first uint64) string { return fmt.Sprintf("%020d.jnl", first) }
+
+// OpenJournal opens (creating if needed) the journal in dir. The torn tail of a crashed append is
+// cut off; everything before it is kept.
+func OpenJournal(dir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open tracking journal: %w", err)
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*.jnl"))
+	if err != nil {
+		return nil, fmt.Errorf("open tracking journal: %w", err)
+	}
+	sort.Strings(names)
+	j := &Journal{dir: dir, next: 1, changed: make(chan struct{})}
+	for _, p := range names {
+		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), ".jnl"), 10, 64)
+		if err != nil {
+			continue
+		}
+		j.segs = append(j.segs, segment{first: first, path: p})
+	}
+	if n := len(j.segs); n > 0 {
+		last := j.segs[n-1]
+		good, lastSeq, err := scanSegment(last.path)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Truncate(last.path, good); err != nil {
+			return nil, fmt.Errorf("open tracking journal: %w", err)
+		}
+		j.next = max(last.first, lastSeq+1)
+		j.size = good
+		if j.f, err = os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+			return nil, fmt.Errorf("open tracking journal: %w", err)
+		}
+		j.acked = j.segs[0].first - 1
+		if b, err := os.ReadFile(filepath.Join(dir, "acked")); err == nil {
+			if a, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && a > j.acked && a < j.next {
+				j.acked = a
+			}
+		}
+	} else if err := j.rotate(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// scanSegment returns the length of the well-formed prefix of a segment and its last seq.
+func scanSegment(path string) (good int64, last uint64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read tracking journal: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			return good, last, nil
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("read tracking journal %s: %w", path, err)
+		}
+		var ev track.Event
+		if json.Unmarshal(line, &ev) != nil {
+			return good, last, nil
+		}
+		good += int64(len(line))
+		last = ev.Seq
+	}
+}
+
+// rotate starts a new segment at j.next. Called with mu held (or before j is shared).
+func (j *Journal) rotate() error {
+	if j.f != nil {
+		if err := j.f.Sync(); err != nil {
+			return fmt.Errorf("sync tracking journal: %w", err)
+		}
+		j.f.Close()
+	}
+	p := filepath.Join(j.dir, segmentName(j.next))
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("tracking journal segment: %w", err)
+	}
+	if err := safefile.SyncDir(j.dir); err != nil {
+		f.Close()
+		return err
+	}
+	j.f, j.size, j.dirty = f, 0, false
+	j.segs = append(j.segs, segment{first: j.next, path: p})
+	return nil
+}
+
+// Append assigns ev the next seq and writes it. It does not fsync: see Sync.
+func (j *Journal) Append(ev track.Event) (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return 0, fmt.Errorf("tracking journal is closed")
+	}
+	if j.size >= segmentLimit {
+		if err := j.rotate(); err != nil {
+			return 0, err
+		}
+	}
+	ev.Seq = j.next
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return 0, fmt.Errorf("encode tracking event: %w", err)
+	}
+	j.buf = append(append(j.buf[:0], b...), '\n')
+	n, err := j.f.Write(j.buf)
+	j.size += int64(n)
+	if err != nil {
+		return 0, fmt.Errorf("append tracking journal: %w", err)
+	}
+	j.next++
+	j.dirty = true
+	close(j.changed)
+	j.changed = make(chan struct{})
+	return ev.Seq, nil
+}
+
+// Sync fsyncs what was appended since the last Sync.
+func (j *Journal) Sync() error {
+	j.mu.Lock()
+	f, dirty := j.f, j.dirty
+	j.dirty = false
+	j.mu.Unlock()
+	if !dirty || f == nil {
+		return nil
+	}
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("sync tracking journal: %w", err)
+	}
+	return nil
+}
+
+// Last returns the highest seq appended (0 if none).
+func (j *Journal) Last() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.next - 1
+}
+
+// Acked returns the highest seq the plugin acknowledged.
+func (j *Journal) Acked() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.acked
+}
+
+// Trim records that every event up to acked is written by the plugin and deletes the segments
+// that hold nothing newer.
+func (j *Journal) Trim(acked uint64) error {
+	j.mu.Lock()
+	if acked <= j.acked {
+		j.mu.Unlock()
+		return nil
+	}
+	j.acked = min(acked, j.next-1)
+	var drop []string
+	for len(j.segs) > 1 && j.segs[1].first <= j.acked+1 {
+		drop = append(drop, j.segs[0].path)
+		j.segs = j.segs[1:]
+	}
+	j.mu.Unlock()
+	for _, p := range drop {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("trim tracking journal: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close syncs the journal and remembers how far the plugin got, so a restart replays less.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Sync()
+	j.f.Close()
+	j.f = nil
+	if werr := safefile.WriteFile(filepath.Join(j.dir, "acked"), []byte(strconv.FormatUint(j.acked, 10)+"\n"), 0o600); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// Reader reads the journal in seq order from a given seq on, following it as it grows.
+type Reader struct {
+	j    *Journal
+	cur  uint64
+	f    *os.File
+	r    *bufio.Reader
+	part []byte // a line read before its end was written
+	from uint64
+}
+
+// NewReader returns a reader positioned at the first event with seq >= from.
+func (j *Journal) NewReader(from uint64) *Reader {
+	return &Reader{j: j, from: from}
+}
+
+// Close releases the reader's file.
+func (r *Reader) Close() {
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
+}
+
+// open positions the reader on the segment holding r.from (or the oldest kept).
+func (r *Reader) open() error {
+	r.j.mu.Lock()
+	segs := r.j.segs
+	idx := 0
+	for i, s := range segs {
+		if s.first <= r.from {
+			idx = i
+		}
+	}
+	s := segs[idx]
+	r.j.mu.Unlock()
+	f, err := os.Open(s.path)
+	if err != nil {
+		return fmt.Errorf("read tracking journal: %w", err)
+	}
+	r.Close()
+	r.f, r.r, r.cur, r.part = f, bufio.NewReaderSize(f, 256<<10), s.first, nil
+	return nil
+}
+
+// nextSegment returns the first seq of the segment after the current one, if there is one.
+func (r *Reader) nextSegment() (uint64, bool) {
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	for _, s := range r.j.segs {
+		if s.first > r.cur {
+			return s.first, true
+		}
+	}
+	return 0, false
+}
+
+// Next returns up to limit events, waiting up to wait for the first one to be appended.
+func (r *Reader) Next(ctx context.Context, limit int, wait time.Duration) ([]track.Event, error) {
+	if r.f == nil {
+		if err := r.open(); err != nil {
+			return nil, err
+		}
+	}
+	var out []track.Event
+	var timer <-chan time.Time
+	for {
+		r.j.mu.Lock()
+		changed := r.j.changed
+		r.j.mu.Unlock()
+		eof, err := r.read(&out, limit)
+		if err != nil {
+			return out, err
+		}
+		if len(out) >= limit {
+			return out, nil
+		}
+		if eof {
+			// A finished segment is complete once a later one exists: read it to its end
+			// once more, then move on.
+			if first, ok := r.nextSegment(); ok {
+				if _, err := r.read(&out, limit); err != nil || len(out) >= limit {
+					return out, err
+				}
+				if len(r.part) > 0 {
+					return out, fmt.Errorf("tracking journal segment %d ends in a torn line", r.cur)
+				}
+				r.from = max(r.from, first)
+				if err := r.open(); err != nil {
+					return out, err
+				}
+				continue
+			}
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+		if timer == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-changed:
+		case <-timer:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// read appends whole lines to out until limit or the end of what is written; eof reports the latter.
+func (r *Reader) read(out *[]track.Event, limit int) (eof bool, err error) {
+	for len(*out) < limit {
+		line, err := r.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			r.part = append(r.part, line...)
+			continue
+		}
+		if err == io.EOF {
+			r.part = append(r.part, line...)
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read tracking journal: %w", err)
+		}
+		if len(r.part) > 0 {
+			line = append(r.part, line...)
+			r.part = nil
+		}
+		var ev track.Event
+		if err := json.Unmarshal(bytes.TrimSpace(line), &ev); err != nil {
+			return false, fmt.Errorf("tracking journal: corrupt event after seq %d: %w", r.from, err)
+		}
+		if ev.Seq < r.from {
+			continue
+		}
+		r.from = ev.Seq + 1
+		*out = append(*out, ev)
+	}
+	return false, nil
+}

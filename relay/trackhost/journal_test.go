@@ -1,0 +1,123 @@
+package trackhost
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"relayfix/relay/track"
+)
+
+func readAll(t *testing.T, r *Reader) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	for {
+		evs, err := r.Next(context.Background(), 100, 5*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return seqs
+		}
+		for _, ev := range evs {
+			seqs = append(seqs, ev.Seq)
+		}
+	}
+}
+
+func TestJournalAppendReadTrimReopen(t *testing.T) {
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		seq, err := j.Append(track.Event{ID: track.EventReceived, QueueID: "Q", Time: time.Unix(int64(i), 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq != uint64(i+1) {
+			t.Fatalf("seq %d, want %d", seq, i+1)
+		}
+	}
+	if got := readAll(t, j.NewReader(4)); len(got) != 7 || got[0] != 4 || got[6] != 10 {
+		t.Fatalf("read from 4: %v", got)
+	}
+	if err := j.Trim(6); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A torn append at the end is cut off on reopen.
+	seg := filepath.Join(dir, segmentName(1))
+	f, _ := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"seq":11,"queue`)
+	f.Close()
+	j, err = OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if j.Acked() != 6 || j.Last() != 10 {
+		t.Fatalf("reopened: acked %d last %d, want 6 and 10", j.Acked(), j.Last())
+	}
+	if seq, _ := j.Append(track.Event{QueueID: "R"}); seq != 11 {
+		t.Fatalf("next seq after reopen %d, want 11", seq)
+	}
+	if got := readAll(t, j.NewReader(j.Acked()+1)); len(got) != 5 || got[0] != 7 || got[4] != 11 {
+		t.Fatalf("replay after reopen: %v", got)
+	}
+}
+
+func TestJournalSegmentsFollowAndTrim(t *testing.T) {
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	r := j.NewReader(1)
+	defer r.Close()
+	big := track.Event{QueueID: "Q", Reply: string(make([]byte, 64<<10))}
+	const n = 300 // ~19 MiB: three segments
+	done := make(chan []uint64)
+	go func() {
+		var got []uint64
+		for len(got) < n {
+			evs, err := r.Next(context.Background(), 50, time.Second)
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			for _, ev := range evs {
+				got = append(got, ev.Seq)
+			}
+		}
+		done <- got
+	}()
+	for range n {
+		if _, err := j.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := <-done
+	for i, s := range got {
+		if s != uint64(i+1) {
+			t.Fatalf("reader saw seq %d at %d: not in order", s, i)
+		}
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.jnl"))
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want at least 3", len(segs))
+	}
+	if err := j.Trim(n); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ = filepath.Glob(filepath.Join(dir, "*.jnl"))
+	if len(segs) != 1 {
+		t.Fatalf("after trimming everything %d segments remain, want the active one", len(segs))
+	}
+}
