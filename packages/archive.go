@@ -80,6 +80,9 @@ type OpenOptions struct {
 	Limits Limits
 	// Now is the time expiry is checked against; zero means time.Now().
 	Now time.Time
+	// OnFile, when set, is called with each payload's report as soon as it is checked, passed or
+	// failed, so a caller can show progress and the failing file's checks.
+	OnFile func(verifier.FileReport)
 }
 
 // Opened is a package whose signature and every payload file verified.
@@ -218,13 +221,20 @@ func read(ctx context.Context, r io.Reader, opts OpenOptions, lim Limits) (o *Op
 		seen[rel] = true
 		if hdr.Size > row.Size {
 			// Refused from the header alone: the bytes are never decompressed.
-			return nil, fmt.Errorf("payload %w", &verifier.MismatchError{Path: rel, Check: verifier.CheckSize, Want: fmt.Sprint(row.Size), Got: fmt.Sprint(hdr.Size)})
+			rep := verifier.FileReport{Path: rel, Checks: []verifier.Check{{Name: verifier.CheckSize, Want: fmt.Sprint(row.Size), Got: fmt.Sprint(hdr.Size)}}}
+			if opts.OnFile != nil {
+				opts.OnFile(rep)
+			}
+			return nil, fmt.Errorf("payload %w", rep.Err())
 		}
 		rep, err := st.extract(tr, hdr, row, buf)
 		if err != nil {
 			return nil, fmt.Errorf("payload %s: %w", rel, err)
 		}
 		o.Report = append(o.Report, rep)
+		if opts.OnFile != nil {
+			opts.OnFile(rep)
+		}
 		if err := rep.Err(); err != nil {
 			return nil, fmt.Errorf("payload %w", err)
 		}
@@ -242,6 +252,46 @@ func read(ctx context.Context, r io.Reader, opts OpenOptions, lim Limits) (o *Op
 	}
 	o.Staged = st.staged
 	return o, nil
+}
+
+// Peeked is a package's manifest and signature, read without verifying anything.
+type Peeked struct {
+	ManifestBytes []byte
+	Signature     []byte
+	// Manifest is the parsed manifest; nil when it does not parse, with ParseErr saying why.
+	Manifest *manifest.Manifest
+	ParseErr error
+}
+
+// Peek reads the manifest and signature at the head of the package at path, and parses the
+// manifest, without checking the signature or reading any payload. It serves for showing what a
+// package claims to be; nothing it returns may be trusted before VerifySignature passes.
+func Peek(ctx context.Context, path string, lim Limits) (*Peeked, error) {
+	if lim == (Limits{}) {
+		lim = DefaultLimits()
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open package: %w", err)
+	}
+	defer f.Close()
+	dec, err := zstd.NewReader(&ctxReader{ctx: ctx, r: f}, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("package %s: decompress: %w", path, err)
+	}
+	defer dec.Close()
+	tr := tar.NewReader(dec)
+	var p Peeked
+	if p.ManifestBytes, err = readHead(tr, EntryManifest, lim.MaxManifest); err != nil {
+		return nil, fmt.Errorf("package %s: %w", path, err)
+	}
+	if p.Signature, err = readHead(tr, EntrySignature, maxSignature); err != nil {
+		return nil, fmt.Errorf("package %s: %w", path, err)
+	}
+	if p.Manifest, p.ParseErr = manifest.Parse(p.ManifestBytes); p.ParseErr != nil {
+		p.ParseErr = fmt.Errorf("%s: %w", EntryManifest, p.ParseErr)
+	}
+	return &p, nil
 }
 
 // readHead reads one of the two entries that must open the archive, in order.
