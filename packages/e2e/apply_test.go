@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"relayfix/internal/layout"
+)
+
+func TestApplyListRollbackWithoutRelay(t *testing.T) {
+	root := layout.Root(t.TempDir() + "/root")
+
+	r := hotfix(t, root, nil, "apply", e.kb, "--pubkey", e.pub)
+	if r.code != 1 || !strings.Contains(r.stderr, "KB910618 requires service pack 2") || !strings.Contains(r.stderr, "nothing installed") {
+		t.Fatalf("KB910618 on a bare root: exit %d\n%s", r.code, r.stderr)
+	}
+
+	out := mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
+	if !strings.Contains(out, "Applied SP2") {
+		t.Errorf("apply SP2 said:\n%s", out)
+	}
+	if v := versionOf(t, root, "msgtrack"); v != "6.5.7638.1" {
+		t.Fatalf("after SP2 msgtrack is %q", v)
+	}
+	checkConsistent(t, root)
+
+	out = mustHotfix(t, root, "apply", e.kb, "--dry-run")
+	for _, want := range []string{"prerequisites: met", "bin/msgtrack", "6.5.7638.1 -> 6.5.7651.45", "restart services: tracking", "reboot: no", "nothing was changed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if v := versionOf(t, root, "msgtrack"); v != "6.5.7638.1" {
+		t.Fatalf("dry run changed msgtrack to %q", v)
+	}
+
+	out = mustHotfix(t, root, "apply", e.kb) // the key SP2 came with is trusted now
+	if !strings.Contains(out, "relayd is not running") || !strings.Contains(out, "reboot: no") {
+		t.Errorf("apply KB910618 without a relay said:\n%s", out)
+	}
+	if v := versionOf(t, root, "msgtrack"); v != "6.5.7651.45" {
+		t.Fatalf("after KB910618 msgtrack is %q", v)
+	}
+	fi, err := os.Stat(root.Bin("msgtrack"))
+	if err != nil || !fi.ModTime().Equal(kbDate) {
+		t.Errorf("msgtrack mtime %v, want %v (%v)", fi.ModTime(), kbDate, err)
+	}
+	checkConsistent(t, root)
+
+	out = mustHotfix(t, root, "list", "--utc")
+	if !strings.Contains(out, "File name\tFile version\tFile size\tDate (UTC)\tTime (UTC)\tPlatform\tPackage") ||
+		!strings.Contains(out, "msgtrack\t6.5.7651.45\t") || !strings.Contains(out, "\t14-Feb-2006\t03:36\t") {
+		t.Errorf("list --utc:\n%s", out)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zone, _ := time.Now().In(berlin).Zone() // the header names the zone in force now
+	r = hotfix(t, root, []string{"TZ=Europe/Berlin"}, "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "Date ("+zone+")\tTime ("+zone+")") || !strings.Contains(r.stdout, "\t14-Feb-2006\t04:36\t") {
+		t.Errorf("list in CET:\n%s%s", r.stdout, r.stderr)
+	}
+
+	r = hotfix(t, root, nil, "apply", e.kb)
+	if r.code != 1 || !strings.Contains(r.stderr, "already installed") {
+		t.Errorf("second apply: exit %d %s", r.code, r.stderr)
+	}
+
+	out = mustHotfix(t, root, "rollback", "msgtrack")
+	if !strings.Contains(out, "6.5.7651.45 -> 6.5.7638.1") {
+		t.Errorf("rollback said:\n%s", out)
+	}
+	if v := versionOf(t, root, "msgtrack"); v != "6.5.7638.1" {
+		t.Fatalf("after rollback msgtrack is %q", v)
+	}
+	checkConsistent(t, root)
+	r = hotfix(t, root, nil, "rollback", "msgtrack")
+	if r.code != 1 || !strings.Contains(r.stderr, "msgtrack 6.5.7638.1 was installed by SP2; there is nothing earlier to roll back to") {
+		t.Errorf("second rollback: exit %d %s", r.code, r.stderr)
+	}
+
+	var hist []struct{ Package, Action, Result string }
+	if err := json.Unmarshal([]byte(mustHotfix(t, root, "history", "--json")), &hist); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range hist {
+		got = append(got, h.Action+" "+h.Package+" "+h.Result)
+	}
+	want := []string{"apply KB910618 failed", "apply SP2 committed", "apply KB910618 committed", "apply KB910618 failed", "rollback msgtrack committed"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("history:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestSecondTransactionFailsAtOnce(t *testing.T) {
+	root := freshSP2(t)
+	l, err := packagesLock(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	start := time.Now()
+	r := hotfix(t, root, nil, "apply", e.kb)
+	if r.code != 1 || !strings.Contains(r.stderr, "another hotfix transaction is in progress (pid ") || time.Since(start) > 5*time.Second {
+		t.Errorf("concurrent apply: exit %d after %v: %s", r.code, time.Since(start), r.stderr)
+	}
+}
