@@ -30,3 +30,16 @@ clean:
 demo: packages
 	$(GO) build -o $(BIN)/relayfix-demo ./cmd/relayfix-demo
 	$(BIN)/relayfix-demo --bin $(BIN) --dist $(DIST)
+
+# Signed packages from the templates in packaging/: a demo key pair made here at build time
+# (dist/ is not committed, so dist/demo.key never is), SP2 with relayd and the pre-fix tracking
+# build, and KB910618 with the fixed tracking build dated as the KB article dates it.
+packages: build
+	@mkdir -p $(DIST)
+	test -f $(DIST)/demo.key || $(BIN)/hotfix keygen -o $(DIST)/demo
+	$(BIN)/hotfix pack --manifest packaging/SP2.json --key $(DIST)/demo.key \
+		--file bin/relayd=$(BIN)/relayd --file bin/msgtrack=$(BIN)/sp2/msgtrack \
+		--date 2005-10-17T12:00:00Z -o $(DIST)/SP2.hfx
+	$(BIN)/hotfix pack --manifest packaging/KB910618.json --key $(DIST)/demo.key \
+		--file bin/msgtrack=$(BIN)/kb910618/msgtrack \
+		--date 2006-02-14T03:36:00Z -o $(DIST)/KB910618.hfx
