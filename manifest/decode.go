@@ -121,6 +121,9 @@ func (d *decoder) fromToken(path string, tok json.Token, v reflect.Value) error 
 		if err := d.fromToken(path, tok, p.Elem()); err != nil {
 			return err
 		}
+		if d.template && p.Elem().IsZero() {
+			return nil // an optional field a template leaves empty stays unset
+		}
 		v.Set(p)
 		return nil
 	case reflect.Struct:

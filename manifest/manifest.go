@@ -1,6 +1,12 @@
 // Package manifest defines the hotfix manifest: what a package is, what it applies to, and the
 // file table that says exactly which files it installs. A manifest is the signed part of a package,
 // so parsing is strict: unknown fields are rejected and every error names the field at fault.
+//
+// Parse reads and validates a finished manifest; Marshal writes its canonical form, the bytes a
+// package signs, which Parse reads back to an equal manifest. ParseTemplate reads the template
+// hotfix pack starts from, where the file rows may leave out what pack measures from the payload.
+// FileVersion is the four-part file version (6.5.7651.45) that file tables use; product versions
+// and prerequisite constraints are semantic versions (Masterminds/semver).
 package manifest
 
 import (

@@ -189,6 +189,8 @@ func TestParseMalformed(t *testing.T) {
 		{name: "date before 1980", base: kb, old: `"date": "2006-02-14T03:36:00Z"`, new: `"date": "1979-12-31T23:59:59Z"`, field: "files[0].date", want: "files[0].date: 1979-12-31T23:59:59Z is before 1980"},
 		{name: "platform without arch", base: kb, old: `"platform": "linux/386"`, new: `"platform": "linux"`, field: "files[0].platform", want: `files[0].platform: "linux" is not GOOS/GOARCH`},
 		{name: "platform unknown OS", base: kb, old: `"platform": "linux/386"`, new: `"platform": "plan9/386"`, field: "files[0].platform", want: `unknown operating system "plan9"`},
+		{name: "platform with extra part", base: kb, old: `"platform": "linux/386"`, new: `"platform": "linux/386/v2"`, field: "files[0].platform", want: `"linux/386/v2" is not GOOS/GOARCH`},
+		{name: "platform any in wrong case", base: kb, old: `"platform": "linux/386"`, new: `"platform": "ANY"`, field: "files[0].platform", want: `"ANY" is not GOOS/GOARCH, like linux/amd64, or "any"`},
 		{name: "platform unknown arch", base: kb, old: `"platform": "linux/386"`, new: `"platform": "linux/x86"`, field: "files[0].platform", want: `unknown architecture "x86"`},
 		{name: "sha256 upper case", base: sp, old: `"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"`, new: `"FEDCBA9876543210FEDCBA9876543210FEDCBA9876543210FEDCBA9876543210"`, field: "files[1].sha256", want: `files[1].sha256: "FEDCBA98`},
 		{name: "sha256 short", base: sp, old: `"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"`, new: `"fedcba98"`, field: "files[1].sha256", want: `files[1].sha256: "fedcba98" is not 64 lower-case hex digits`},
@@ -369,6 +371,15 @@ func TestParseTemplate(t *testing.T) {
 		t.Errorf("round trip changed the manifest:\n got %+v\nwant %+v", m2, m)
 	}
 
+	// An optional date a template leaves empty is simply unset.
+	withExpiry := strings.Replace(string(data), `"released": "2006-03-14",`, `"released": "2006-03-14", "expires": "",`, 1)
+	if withExpiry == string(data) {
+		t.Fatal("template has no release date to add an expiry after")
+	}
+	if mt, err := ParseTemplate([]byte(withExpiry)); err != nil || mt.Expires != nil {
+		t.Errorf("ParseTemplate with an empty expiry = %+v, %v; want no expiry", mt, err)
+	}
+
 	// A template still checks what it does give, and everything outside the measured fields.
 	bad := []struct{ old, new, want string }{
 		{`"version": ""`, `"version": "6.5"`, "files[0].version: file version \"6.5\": want four parts"},
@@ -427,5 +438,52 @@ func TestMarshalCanonical(t *testing.T) {
 	}
 	if m2.Supersedes != nil {
 		t.Errorf("Supersedes = %#v after round trip, want nil", m2.Supersedes)
+	}
+}
+
+// TestParseValidVariants edits a valid manifest into other valid ones. Each edit keeps the
+// canonical layout, so the round trip must give back the very same bytes.
+func TestParseValidVariants(t *testing.T) {
+	kb := string(readTestdata(t, "kb910618.json"))
+	sp := string(readTestdata(t, "sp2.json"))
+	tests := []struct {
+		name, base, old, new string
+	}{
+		{"platform any", kb, `"platform": "linux/386"`, `"platform": "any"`},
+		{"windows x86", kb, `"platform": "linux/386"`, `"platform": "windows/386"`},
+		{"reboot needed", kb, `"reboot": false`, `"reboot": true`},
+		{"only a service-pack prerequisite", kb, `"product_version": ">= 6.5.7638",` + "\n    ", ``},
+		{"only a version prerequisite", kb, `,` + "\n    \"service_pack\": 2", ``},
+		{"pre-release constraint", kb, `">= 6.5.7638"`, `">= 6.5.7638-0, < 7"`},
+		{"no expiry", kb, `"expires": "2036-03-14T00:00:00Z",` + "\n  ", ``},
+		{"no component", kb, `"component": "msgtrack",` + "\n      ", ``},
+		{"largest file", kb, `"size": 99040`, `"size": 1073741824`},
+		{"largest version", kb, `"version": "6.5.7651.45"`, `"version": "4294967295.4294967295.4294967295.4294967295"`},
+		{"deep path", kb, `"path": "bin/msgtrack"`, `"path": "lib/relayfix/plugins/.msgtrack"`},
+		{"name differs from path", kb, `"name": "msgtrack"`, `"name": "Phatq.dll"`},
+		{"title with markup", kb, `heavy load`, `heavy load <&> \"quotes\"`},
+		{"unicode title", kb, `heavy load`, `heavy load – Ünïcode`},
+		{"service pack 0", sp, `,` + "\n    \"service_pack\": 2", ``},
+		{"service pack with pre-release version", sp, `"version": "6.5.7638"`, `"version": "6.5.7638-rc.1"`},
+		{"date at 1980", kb, `"date": "2006-02-14T03:36:00Z"`, `"date": "1980-01-01T00:00:00Z"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if strings.Count(tt.base, tt.old) != 1 {
+				t.Fatalf("%q does not occur exactly once", tt.old)
+			}
+			doc := []byte(strings.Replace(tt.base, tt.old, tt.new, 1))
+			m, err := Parse(doc)
+			if err != nil {
+				t.Fatalf("Parse: %v\n%s", err, doc)
+			}
+			out, err := m.Marshal()
+			if err != nil {
+				t.Fatalf("Marshal: %v", err)
+			}
+			if !bytes.Equal(out, doc) {
+				t.Errorf("round trip changed the bytes:\n got %s\nwant %s", out, doc)
+			}
+		})
 	}
 }

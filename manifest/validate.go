@@ -396,22 +396,30 @@ func checkInstant(p *problems, field string, t time.Time) bool {
 	return false
 }
 
-// checkPlatform checks a GOOS/GOARCH pair against the platforms a relay can run on.
+// PlatformAny is the platform of a payload that is not an executable, such as a configuration
+// file: it runs nowhere, so it fits everywhere.
+const PlatformAny = "any"
+
+// checkPlatform checks a GOOS/GOARCH pair against the platforms whose executable headers the
+// verifier can read, so that a platform a manifest states can also be checked.
 func checkPlatform(p *problems, field, s string) {
+	if s == PlatformAny {
+		return
+	}
 	goos, goarch, ok := strings.Cut(s, "/")
 	switch {
 	case !ok || strings.Contains(goarch, "/"):
-		p.add(field, "%q is not GOOS/GOARCH, like linux/amd64", s)
+		p.add(field, "%q is not GOOS/GOARCH, like linux/amd64, or %q for a file that is not an executable", s, PlatformAny)
 	case !knownOS(goos):
-		p.add(field, "%q names an unknown operating system %q (want linux, windows, darwin, freebsd, netbsd or openbsd)", s, goos)
+		p.add(field, "%q names an unknown operating system %q (want linux, windows, darwin, freebsd, netbsd, openbsd or solaris)", s, goos)
 	case !knownArch(goarch):
-		p.add(field, "%q names an unknown architecture %q (want amd64, 386, arm64, arm, riscv64, ppc64le, s390x or loong64)", s, goarch)
+		p.add(field, "%q names an unknown architecture %q (want amd64, 386, arm64, arm, riscv64, ppc64, ppc64le, s390x, mips, mipsle, mips64, mips64le or loong64)", s, goarch)
 	}
 }
 
 func knownOS(goos string) bool {
 	switch goos {
-	case "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd":
+	case "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris":
 		return true
 	}
 	return false
@@ -419,7 +427,8 @@ func knownOS(goos string) bool {
 
 func knownArch(goarch string) bool {
 	switch goarch {
-	case "amd64", "386", "arm64", "arm", "riscv64", "ppc64le", "s390x", "loong64":
+	case "amd64", "386", "arm64", "arm", "riscv64", "ppc64", "ppc64le", "s390x",
+		"mips", "mipsle", "mips64", "mips64le", "loong64":
 		return true
 	}
 	return false
