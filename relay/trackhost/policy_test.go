@@ -19,7 +19,7 @@ func TestRestartDelay(t *testing.T) {
 		{5, 0.5, 3200 * time.Millisecond},
 		{6, 0.5, 5000 * time.Millisecond}, // 6400 capped
 		{60, 0.5, 5000 * time.Millisecond},
-		{0, 0, 80 * time.Millisecond},          // -20%
+		{0, 0, 80 * time.Millisecond},            // -20%
 		{0, 0.999999, 119999 * time.Microsecond}, // just under +20%
 		{6, 0, 4000 * time.Millisecond},
 	}

@@ -92,9 +92,9 @@ func (s *RPCServer) Attach(id uint32, _ *struct{}) error {
 	return nil
 }
 
-// propsReply carries a lookup's answer. A missing message is Found=false rather than an error, so
+// PropsReply carries a lookup's answer. A missing message is Found=false rather than an error, so
 // that it crosses net/rpc as a fact and not as a string to compare.
-type propsReply struct {
+type PropsReply struct {
 	Found bool
 	Props track.Properties
 }
@@ -102,7 +102,7 @@ type propsReply struct {
 // sourceServer serves the relay's MessageSource to a protocol 1 plugin.
 type sourceServer struct{ src track.MessageSource }
 
-func (s *sourceServer) Properties(queueID string, r *propsReply) error {
+func (s *sourceServer) Properties(queueID string, r *PropsReply) error {
 	p, err := s.src.Properties(context.Background(), queueID)
 	if errors.Is(err, track.ErrNoMessage) {
 		r.Found = false
@@ -119,7 +119,7 @@ func (s *sourceServer) Properties(queueID string, r *propsReply) error {
 type sourceClient struct{ client *rpc.Client }
 
 func (c *sourceClient) Properties(ctx context.Context, queueID string) (track.Properties, error) {
-	var r propsReply
+	var r PropsReply
 	call := c.client.Go("Plugin.Properties", queueID, &r, make(chan *rpc.Call, 1))
 	select {
 	case <-call.Done:

@@ -1,0 +1,467 @@
+package trackhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"relayfix/internal/layout"
+	"relayfix/internal/stamp"
+	"relayfix/manifest"
+	"relayfix/packages"
+	"relayfix/relay/control"
+	"relayfix/relay/track"
+	"relayfix/relay/tracklog"
+)
+
+// The two msgtrack builds, built once for the package's tests.
+var prefixBin, fixedBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "trackhost-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	prefixBin = filepath.Join(dir, "msgtrack-sp2")
+	fixedBin = filepath.Join(dir, "msgtrack-kb910618")
+	for _, b := range []struct{ out, tags, version string }{
+		{prefixBin, "msgtrack_prefix", stamp.TrackPrefixVersion},
+		{fixedBin, "", stamp.TrackFixedVersion},
+	} {
+		args := []string{"build", "-o", b.out, "-ldflags", stamp.LDFlag(b.version)}
+		if b.tags != "" {
+			args = append(args, "-tags", b.tags)
+		}
+		cmd := exec.Command("go", append(args, "relayfix/cmd/msgtrack")...)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build msgtrack:", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// install copies bin to ROOT/bin/msgtrack and, if record, writes its row in the installed-files
+// database the way hotfix does.
+func install(t *testing.T, root layout.Root, bin string, record bool) {
+	t.Helper()
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(root.Bin("msgtrack")), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := root.Bin(".msgtrack.new")
+	if err := os.WriteFile(tmp, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, root.Bin("msgtrack")); err != nil {
+		t.Fatal(err)
+	}
+	if !record {
+		return
+	}
+	sum := sha256.Sum256(b)
+	writeDB(t, root, hex.EncodeToString(sum[:]))
+}
+
+func writeDB(t *testing.T, root layout.Root, sha string) {
+	t.Helper()
+	db := packages.DB{Files: []packages.InstalledFile{{
+		File:    manifest.File{Name: "msgtrack", Path: DBPath, SHA256: sha, Platform: "linux/amd64"},
+		Package: "TEST", Installed: time.Now().UTC(),
+	}}}
+	b, err := json.Marshal(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(root.Hotfix(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root.InstalledDB(), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeRelay stands in for the relay core: it keeps queued messages in a map, records the events
+// of each message's life, and removes a message once it is delivered, as the relay does.
+type fakeRelay struct {
+	rec track.Recorder
+	mu  sync.Mutex
+	q   map[string]track.Properties
+}
+
+func (f *fakeRelay) Properties(_ context.Context, id string) (track.Properties, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.q[id]
+	if !ok {
+		return track.Properties{}, track.ErrNoMessage
+	}
+	return p, nil
+}
+
+// carry relays n messages with conc workers; delivery takes between 0 and 2 ms.
+func (f *fakeRelay) carry(prefix string, n, conc int) []string {
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range conc {
+		wg.Go(func() {
+			for i := range next {
+				id := fmt.Sprintf("%s%05d", prefix, i)
+				ids[i] = id
+				p := track.Properties{QueueID: id, MessageID: "<" + id + "@test>", Sender: "s" + id + "@a.example",
+					Recipients: []string{"dst@sink.invalid"}, Size: 1000, Subject: "load\t" + id, Received: time.Now().UTC()}
+				f.mu.Lock()
+				f.q[id] = p
+				f.mu.Unlock()
+				pp := p
+				f.rec.Record(track.Event{Time: time.Now().UTC(), ID: track.EventReceived, QueueID: id, Props: &pp})
+				f.rec.Record(track.Event{Time: time.Now().UTC(), ID: track.EventQueued, QueueID: id, Props: &pp})
+				time.Sleep(time.Duration(i%3) * time.Millisecond)
+				f.rec.Record(track.Event{Time: time.Now().UTC(), ID: track.EventDelivered, QueueID: id,
+					Recipient: "dst@sink.invalid", Partner: "127.0.0.1:25", Reply: "250 ok", Props: &pp})
+				f.mu.Lock()
+				delete(f.q, id)
+				f.mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return ids
+}
+
+type harness struct {
+	root   layout.Root
+	host   *Host
+	relay  *fakeRelay
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, root layout.Root, cfg Config) *harness {
+	t.Helper()
+	logs := &syncBuffer{}
+	h, err := New(Options{Root: root, Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := &fakeRelay{rec: h, q: make(map[string]track.Properties)}
+	h.SetSource(fr)
+	ctx, cancel := context.WithCancel(context.Background())
+	hs := &harness{root: root, host: h, relay: fr, cancel: cancel, done: make(chan error, 1), logs: logs}
+	go func() { hs.done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-hs.done:
+			if err != nil {
+				t.Errorf("host Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("host did not stop")
+		}
+		if t.Failed() {
+			t.Logf("host log:\n%s", logs.String())
+		}
+	})
+	return hs
+}
+
+// waitFor polls cond until it holds or the time is up.
+func waitFor(t *testing.T, d time.Duration, what string, cond func(control.ComponentStatus) bool, h *Host) control.ComponentStatus {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st := h.Status()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; status %+v", what, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func healthy(st control.ComponentStatus) bool { return st.Health == control.HealthHealthy }
+
+// checkRecords asserts that every message has its received, queued and delivered records, in
+// that order, each exactly once after repeats are dropped.
+func checkRecords(t *testing.T, root layout.Root, ids []string) {
+	t.Helper()
+	recs, err := tracklog.Search(root.TrackingLog(), tracklog.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := make(map[string][]track.EventID)
+	for _, r := range recs {
+		by[r.QueueID] = append(by[r.QueueID], r.EventID)
+		if r.Sender == "" || r.MessageID == "" {
+			t.Errorf("record without properties: %+v", r)
+		}
+	}
+	lost := 0
+	for _, id := range ids {
+		got := by[id]
+		want := []track.EventID{track.EventReceived, track.EventQueued, track.EventDelivered}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			lost++
+			if lost < 5 {
+				t.Errorf("message %s: records %v, want %v", id, got, want)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d messages lack records", lost, len(ids))
+	}
+}
+
+func fastConfig() Config {
+	c := DefaultConfig()
+	c.Restart = RestartPolicy{InitialMS: 20, MaxMS: 200}
+	return c
+}
+
+func TestFixedBuildUnderLoad(t *testing.T) {
+	root := layout.Root(t.TempDir())
+	install(t, root, fixedBin, true)
+	hs := start(t, root, fastConfig())
+	st := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
+	if st.Version != stamp.TrackFixedVersion || st.Protocol != 2 || st.PID == 0 {
+		t.Fatalf("status %+v: want version %s over protocol 2", st, stamp.TrackFixedVersion)
+	}
+	ids := hs.relay.carry("F", 2000, 16)
+	st = waitFor(t, 30*time.Second, "all events acknowledged", func(st control.ComponentStatus) bool { return st.Pending == 0 }, hs.host)
+	if st.Crashes != 0 {
+		t.Fatalf("fixed build crashed %d times: %s", st.Crashes, st.LastExit)
+	}
+	checkRecords(t, root, ids)
+}
+
+func TestPrefixBuildCrashesAndFixedBuildRecovers(t *testing.T) {
+	root := layout.Root(t.TempDir())
+	install(t, root, prefixBin, true)
+	hs := start(t, root, fastConfig())
+	st := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
+	if st.Version != stamp.TrackPrefixVersion || st.Protocol != 1 {
+		t.Fatalf("status %+v: want version %s over protocol 1", st, stamp.TrackPrefixVersion)
+	}
+	ids := hs.relay.carry("P", 2000, 16)
+	st = waitFor(t, 30*time.Second, "a crash", func(st control.ComponentStatus) bool { return st.Crashes > 0 }, hs.host)
+	for _, want := range []string{"nil pointer dereference", "main.recordsFor", "already delivered and removed", "KB 910618"} {
+		if !strings.Contains(st.LastExit, want) {
+			t.Errorf("last exit %q does not say %q", st.LastExit, want)
+		}
+	}
+	if !strings.Contains(hs.logs.String(), "The tracking component terminated unexpectedly. It has done this 1 time(s).") {
+		t.Errorf("no event 7031 wording in the log")
+	}
+	// The records the broken build could not write are kept, not lost.
+	if st.Pending == 0 {
+		t.Fatalf("nothing pending after the crash: %+v", st)
+	}
+	// Swap the fixed build in as hotfix does, then restart the component.
+	install(t, root, fixedBin, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := hs.host.Restart(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != stamp.TrackFixedVersion || st.Protocol != 2 || st.Health != control.HealthHealthy {
+		t.Fatalf("after restart: %+v", st)
+	}
+	crashes := st.Crashes
+	st = waitFor(t, 30*time.Second, "all events acknowledged", func(st control.ComponentStatus) bool { return st.Pending == 0 }, hs.host)
+	if st.Crashes != crashes {
+		t.Fatalf("the fixed build crashed: %s", st.LastExit)
+	}
+	checkRecords(t, root, ids)
+	t.Logf("pre-fix build: %d crash(es) under 2000 messages; last exit: %s", crashes, st.LastExit)
+}
+
+func TestChecksumMismatchRefused(t *testing.T) {
+	root := layout.Root(t.TempDir())
+	install(t, root, fixedBin, true)
+	writeDB(t, root, strings.Repeat("ab", 32))
+	hs := start(t, root, fastConfig())
+	st := waitFor(t, 10*time.Second, "failed", func(st control.ComponentStatus) bool { return st.Health == control.HealthFailed }, hs.host)
+	want := "checksum of bin/msgtrack does not match the installed-files database (want " + strings.Repeat("ab", 32) + ", have "
+	if !strings.Contains(st.Detail, want) || st.PID != 0 {
+		t.Fatalf("detail %q, want it to contain %q", st.Detail, want)
+	}
+	if !strings.Contains(hs.logs.String(), "checksum of bin/msgtrack does not match") {
+		t.Errorf("mismatch not logged")
+	}
+	// Events are kept meanwhile, and written once a good build is installed.
+	ids := hs.relay.carry("C", 20, 2)
+	install(t, root, fixedBin, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if st, err := hs.host.Restart(ctx); err != nil || st.Health != control.HealthHealthy {
+		t.Fatalf("restart after fixing: %+v, %v", st, err)
+	}
+	waitFor(t, 20*time.Second, "all events acknowledged", func(st control.ComponentStatus) bool { return st.Pending == 0 }, hs.host)
+	checkRecords(t, root, ids)
+}
+
+func TestNotInstalledPolicy(t *testing.T) {
+	tests := []struct {
+		name       string
+		unverified bool
+		health     string
+		detail     string
+	}{
+		{"refused", false, control.HealthFailed, "not installed: bin/msgtrack has no record"},
+		{"unverified allowed", true, control.HealthHealthy, "unverified: bin/msgtrack has no record"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := layout.Root(t.TempDir())
+			install(t, root, fixedBin, false)
+			cfg := fastConfig()
+			cfg.Unverified = tt.unverified
+			hs := start(t, root, cfg)
+			st := waitFor(t, 10*time.Second, tt.health, func(st control.ComponentStatus) bool { return st.Health == tt.health }, hs.host)
+			if !strings.Contains(st.Detail, tt.detail) {
+				t.Fatalf("detail %q, want %q", st.Detail, tt.detail)
+			}
+		})
+	}
+}
+
+func TestSwitchOffAndOn(t *testing.T) {
+	root := layout.Root(t.TempDir())
+	install(t, root, fixedBin, true)
+	hs := start(t, root, fastConfig())
+	st := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
+	pid := st.PID
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := hs.host.SetEnabled(ctx, false)
+	if err != nil || st.Health != control.HealthDisabled || st.Enabled || st.PID != 0 {
+		t.Fatalf("switched off: %+v, %v", st, err)
+	}
+	if err := exec.Command("kill", "-0", fmt.Sprint(pid)).Run(); err == nil {
+		t.Errorf("plugin process %d still runs while tracking is off", pid)
+	}
+	off := hs.relay.carry("O", 50, 4) // nothing of these is kept
+	if _, err := hs.host.Restart(ctx); err == nil {
+		t.Errorf("restart while off succeeded")
+	}
+	st, err = hs.host.SetEnabled(ctx, true)
+	if err != nil || st.Health != control.HealthHealthy || !st.Enabled {
+		t.Fatalf("switched on: %+v, %v", st, err)
+	}
+	on := hs.relay.carry("N", 50, 4)
+	waitFor(t, 20*time.Second, "all events acknowledged", func(st control.ComponentStatus) bool { return st.Pending == 0 }, hs.host)
+	checkRecords(t, root, on)
+	for _, id := range off {
+		recs, _ := tracklog.Search(root.TrackingLog(), tracklog.Query{QueueID: id})
+		if len(recs) != 0 {
+			t.Fatalf("message %s, carried while tracking was off, has records %+v", id, recs)
+		}
+	}
+}
+
+func TestRestartUnderLoadLosesNothing(t *testing.T) {
+	root := layout.Root(t.TempDir())
+	install(t, root, fixedBin, true)
+	hs := start(t, root, fastConfig())
+	first := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
+	done := make(chan []string)
+	go func() { done <- hs.relay.carry("R", 2000, 16) }()
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	st, err := hs.host.Restart(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restart-component took %v", time.Since(t0))
+	if st.PID == first.PID || st.Version != stamp.TrackFixedVersion || st.Health != control.HealthHealthy {
+		t.Fatalf("after restart %+v (before: pid %d)", st, first.PID)
+	}
+	ids := <-done
+	st = waitFor(t, 30*time.Second, "all events acknowledged", func(st control.ComponentStatus) bool { return st.Pending == 0 }, hs.host)
+	if st.Crashes != 0 {
+		t.Fatalf("crashes %d: %s", st.Crashes, st.LastExit)
+	}
+	checkRecords(t, root, ids)
+}
+
+func TestEscalationRunsProgram(t *testing.T) {
+	root := layout.Root(t.TempDir())
+	install(t, root, prefixBin, true)
+	out := filepath.Join(t.TempDir(), "escalated")
+	script := filepath.Join(t.TempDir(), "escalate.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\nenv | grep ^RELAYFIX_ | sort > "+out+".tmp && mv "+out+".tmp "+out+"\n"), 0o755)
+	cfg := fastConfig()
+	cfg.Escalation = Escalation{After: 2, WindowMS: 60000, Action: ActionRun, Program: script}
+	hs := start(t, root, cfg)
+	waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
+	// A message the relay has already removed crashes the pre-fix build every time it is replayed.
+	hs.host.Record(track.Event{Time: time.Now().UTC(), ID: track.EventQueued, QueueID: "GONE"})
+	deadline := time.Now().Add(20 * time.Second)
+	var b []byte
+	for time.Now().Before(deadline) {
+		if b, _ = os.ReadFile(out); len(b) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	env := string(b)
+	for _, want := range []string{"RELAYFIX_COMPONENT=tracking", "RELAYFIX_FAILURES=2", "RELAYFIX_ROOT=" + string(root), "RELAYFIX_LAST_EXIT=panic: runtime error"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("escalation environment lacks %q:\n%s", want, env)
+		}
+	}
+	st := hs.host.Status()
+	if st.Crashes < 2 || st.Pending != 1 {
+		t.Fatalf("status %+v: want at least 2 crashes and the event still pending", st)
+	}
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
