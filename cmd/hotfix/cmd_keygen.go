@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"aead.dev/minisign"
 	"github.com/spf13/cobra"
@@ -66,6 +67,9 @@ func runKeygen(g *globalOptions, o *keygenOptions) error {
 				return fmt.Errorf("keygen: %w", err)
 			}
 		}
+	}
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o755); err != nil {
+		return fmt.Errorf("keygen: %w", err)
 	}
 	pub, priv, err := minisign.GenerateKey(rand.Reader)
 	if err != nil {
