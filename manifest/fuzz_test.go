@@ -7,10 +7,11 @@ import (
 	"testing"
 )
 
-// FuzzParse checks that Parse never panics, and that whatever it accepts survives the trip
-// through the canonical form unchanged: Marshal then Parse gives an equal manifest, and Marshal
-// of that gives the same bytes again. A manifest whose meaning could shift between signing and
-// reading would let a signature cover something other than what gets installed.
+// FuzzParse checks that Parse and ParseTemplate never panic, that a finished manifest reads the
+// same as a template, and that whatever Parse accepts survives the trip through the canonical
+// form unchanged: Marshal then Parse gives an equal manifest, and Marshal of that gives the same
+// bytes again. A manifest whose meaning could shift between signing and reading would let a
+// signature cover something other than what gets installed.
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"kb910618.json", "sp2.json", "template.json"} {
 		f.Add(readTestdata(f, name))
@@ -46,6 +47,16 @@ func FuzzParse(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data)
+		tmpl, terr := ParseTemplate(data)
+		if err == nil {
+			// A finished manifest is also a valid template, and reads the same as one.
+			if terr != nil {
+				t.Fatalf("Parse accepted what ParseTemplate refused: %v", terr)
+			}
+			if !reflect.DeepEqual(m, tmpl) {
+				t.Fatalf("Parse and ParseTemplate disagree:\n%#v\n%#v", m, tmpl)
+			}
+		}
 		if err != nil {
 			if m != nil {
 				t.Fatalf("Parse returned a manifest and an error: %v", err)
