@@ -654,7 +654,11 @@ func TestCtl(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &resp) != nil || resp.Status == nil || resp.Status.PID != p.cmd.Process.Pid {
 		t.Fatalf("ctl status --json: %d\n%s", code, out)
 	}
-	if out, code := ctl(t, root, "restart-component", "tracking"); code != 1 || !strings.Contains(out, "no such component") {
+	// The root has no msgtrack: restarting the tracking component must fail and say why.
+	if out, code := ctl(t, root, "restart-component", "tracking"); code != 1 || !strings.Contains(out, "bin/msgtrack") {
+		t.Fatalf("restart of a component whose binary is missing: %d %s", code, out)
+	}
+	if out, code := ctl(t, root, "restart-component", "no-such"); code != 1 || !strings.Contains(out, "no such component") {
 		t.Fatalf("restart of a missing component: %d %s", code, out)
 	}
 	if _, code := ctl(t, root, "tracking", "maybe"); code != 2 {

@@ -119,5 +119,6 @@ Exit status:
 	pf.StringVar(&o.root, "root", "", "install root (default $"+layout.EnvRoot+", then "+layout.DefaultRoot+")")
 	d.addFlags(cmd)
 	cmd.AddCommand(newCmdCtl(o))
+	addTracking(cmd, o)
 	return cmd
 }

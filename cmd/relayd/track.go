@@ -1,1 +1,156 @@
 package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"relayfix/internal/tableprint"
+	"relayfix/relay"
+	"relayfix/relay/trackhost"
+	"relayfix/relay/tracklog"
+)
+
+// trackingOptions are the daemon's --tracking* flags (also settable in ROOT/relayd.json under the
+// same names).
+type trackingOptions struct {
+	enabled         bool
+	binary          string
+	unverified      bool
+	restartInitial  time.Duration
+	restartMax      time.Duration
+	escalate        string
+	escalateAfter   int
+	escalateWindow  time.Duration
+	escalateProgram string
+	hotfix          string
+}
+
+// addTracking gives the daemon its tracking flags, wires the tracking host into the relay, and
+// adds the `track` search command.
+func addTracking(cmd *cobra.Command, o *rootOptions) {
+	t := &trackingOptions{}
+	def := trackhost.DefaultConfig()
+	f := cmd.Flags()
+	f.BoolVar(&t.enabled, "tracking", def.Enabled, "run the message-tracking plugin (ROOT/bin/msgtrack)")
+	f.StringVar(&t.binary, "track-binary", "", "tracking plugin binary (default ROOT/bin/msgtrack)")
+	f.BoolVar(&t.unverified, "track-unverified", false, "run a tracking plugin the installed-files database does not list (development roots)")
+	f.DurationVar(&t.restartInitial, "track-restart-delay", time.Duration(def.Restart.InitialMS)*time.Millisecond, "delay before restarting a crashed tracking plugin (doubles per crash)")
+	f.DurationVar(&t.restartMax, "track-restart-max", time.Duration(def.Restart.MaxMS)*time.Millisecond, "longest delay before restarting the tracking plugin")
+	f.StringVar(&t.escalate, "track-escalate", def.Escalation.Action, "after repeated tracking crashes: none, run (--track-escalate-program) or rollback (hotfix rollback msgtrack)")
+	f.IntVar(&t.escalateAfter, "track-escalate-after", def.Escalation.After, "crashes within --track-escalate-window that trigger the escalation")
+	f.DurationVar(&t.escalateWindow, "track-escalate-window", time.Duration(def.Escalation.WindowMS)*time.Millisecond, "window in which tracking crashes are counted")
+	f.StringVar(&t.escalateProgram, "track-escalate-program", "", "program run by --track-escalate=run; the failure is described in RELAYFIX_* variables")
+	f.StringVar(&t.hotfix, "track-hotfix", "", "hotfix binary run by --track-escalate=rollback (default ROOT/bin/hotfix)")
+	o.wiring = append(o.wiring, t.wire)
+	cmd.AddCommand(newCmdTrack(o))
+}
+
+func (t *trackingOptions) config() trackhost.Config {
+	return trackhost.Config{
+		Enabled:    t.enabled,
+		Binary:     t.binary,
+		Unverified: t.unverified,
+		Restart:    trackhost.RestartPolicy{InitialMS: int(t.restartInitial.Milliseconds()), MaxMS: int(t.restartMax.Milliseconds())},
+		Escalation: trackhost.Escalation{
+			After: t.escalateAfter, WindowMS: int(t.escalateWindow.Milliseconds()), Action: t.escalate,
+			Program: t.escalateProgram, Hotfix: t.hotfix,
+		},
+	}
+}
+
+// wire attaches the tracking host to the relay. The host runs on a context of its own so that it
+// outlives the relay's drain (events of the last deliveries are still journaled) and stops when
+// the relay has stopped.
+func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Relay) (func(), error) {
+	if err := t.config().Escalation.Validate(); err != nil {
+		return nil, &usageError{err}
+	}
+	h, err := trackhost.New(trackhost.Options{
+		Root:   o.Root(),
+		Config: t.config(),
+		Source: r.Messages(),
+		Logger: slog.New(slog.NewTextHandler(o.stderr, nil)).With("component", trackhost.ComponentName),
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.SetRecorder(h)
+	r.AddComponent(h)
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- h.Run(hctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintf(o.stderr, "relayd: tracking: %v\n", err)
+		}
+	}, nil
+}
+
+// trackOptions are the flags of `relayd track`.
+type trackOptions struct {
+	root *rootOptions
+	q    tracklog.Query
+	json bool
+}
+
+func newCmdTrack(o *rootOptions) *cobra.Command {
+	opts := &trackOptions{root: o}
+	cmd := &cobra.Command{
+		Use:   "track (--message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID)",
+		Short: "Show a message's history from the tracking logs",
+		Long: `track reads the message tracking logs in ROOT/log/tracking directly (no running relay is
+needed) and prints every record that matches, in the order the events happened: received
+(1019), queued for remote delivery (1020), delivered (1031), deferred (1032), failed (1033),
+non-delivery report (1030), expired (1034). Several selectors must all match. Times are UTC.
+
+Exits 1 when no record matches.`,
+		Example: `  relayd track --root /var/lib/relayfix --message-id '<1234@example.com>'
+  relayd track --sender alice@example.com --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runTrack(opts) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.q.MessageID, "message-id", "", "Message-ID, with or without angle brackets")
+	f.StringVar(&opts.q.Sender, "sender", "", "envelope sender address")
+	f.StringVar(&opts.q.Recipient, "recipient", "", "recipient address")
+	f.StringVar(&opts.q.QueueID, "queue-id", "", "the relay's queue id")
+	f.BoolVar(&opts.json, "json", false, "print the records as a JSON array")
+	return cmd
+}
+
+// errNoRecords is returned when a search matches nothing.
+var errNoRecords = errors.New("no tracking records match")
+
+func runTrack(opts *trackOptions) error {
+	if opts.q.Empty() {
+		return usagef("track: give --message-id, --sender, --recipient or --queue-id")
+	}
+	recs, err := tracklog.Search(opts.root.Root().TrackingLog(), opts.q)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return errNoRecords
+	}
+	w := opts.root.stdout
+	if opts.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(recs)
+	}
+	t := tableprint.New(w, "DATE", "TIME (UTC)", "EVENT", "QUEUE ID", "SENDER", "RECIPIENT", "PARTNER", "STATUS", "MESSAGE ID", "SIZE")
+	for _, r := range recs {
+		t.Append(r.Time.Format("2006-01-02"), r.Time.Format("15:04:05.000"),
+			strconv.Itoa(int(r.EventID))+" "+tracklog.EventName(r.EventID),
+			r.QueueID, r.Sender, r.Recipient, r.PartnerName, r.ReportStatus, r.MessageID, strconv.FormatInt(r.TotalBytes, 10))
+	}
+	return t.Render()
+}
