@@ -25,8 +25,8 @@ import (
 	"relayfix/relay/tracklog"
 )
 
-// The two msgtrack builds, built once for the package's tests.
-var prefixBin, fixedBin string
+// The two msgtrack builds and relayd, built once for the package's tests.
+var prefixBin, fixedBin, relaydBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "trackhost-test-")
@@ -36,18 +36,20 @@ func TestMain(m *testing.M) {
 	}
 	prefixBin = filepath.Join(dir, "msgtrack-sp2")
 	fixedBin = filepath.Join(dir, "msgtrack-kb910618")
-	for _, b := range []struct{ out, tags, version string }{
-		{prefixBin, "msgtrack_prefix", stamp.TrackPrefixVersion},
-		{fixedBin, "", stamp.TrackFixedVersion},
+	relaydBin = filepath.Join(dir, "relayd")
+	for _, b := range []struct{ out, tags, version, pkg string }{
+		{prefixBin, "msgtrack_prefix", stamp.TrackPrefixVersion, "relayfix/cmd/msgtrack"},
+		{fixedBin, "", stamp.TrackFixedVersion, "relayfix/cmd/msgtrack"},
+		{relaydBin, "", stamp.RelaydVersion, "relayfix/cmd/relayd"},
 	} {
 		args := []string{"build", "-o", b.out, "-ldflags", stamp.LDFlag(b.version)}
 		if b.tags != "" {
 			args = append(args, "-tags", b.tags)
 		}
-		cmd := exec.Command("go", append(args, "relayfix/cmd/msgtrack")...)
+		cmd := exec.Command("go", append(args, b.pkg)...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build msgtrack:", err)
+			fmt.Fprintln(os.Stderr, "build", b.pkg+":", err)
 			os.RemoveAll(dir)
 			os.Exit(1)
 		}

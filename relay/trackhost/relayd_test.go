@@ -1,0 +1,337 @@
+package trackhost
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"relayfix/internal/layout"
+	"relayfix/internal/smtpload"
+	"relayfix/internal/stamp"
+	"relayfix/relay/control"
+	"relayfix/relay/track"
+	"relayfix/relay/tracklog"
+)
+
+// These tests run the real relayd with the real msgtrack builds, a counting next hop and SMTP load
+// on loopback: the KB 910618 episode end to end.
+
+// relaydRoot returns a short root directory (the control socket path must stay under the
+// 108-byte limit of a Unix socket address).
+func relaydRoot(t *testing.T) layout.Root {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return layout.Root(dir)
+}
+
+type relaydProc struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *syncBuffer
+	ctl  control.Client
+	done chan struct{}
+}
+
+// startRelayd runs relayd on root with next hop sink and waits until it serves SMTP.
+func startRelayd(t *testing.T, root layout.Root, sink string, extra ...string) *relaydProc {
+	t.Helper()
+	args := append([]string{"--root", string(root), "--listen", "127.0.0.1:0", "--next-hop", sink,
+		"--allow", "127.0.0.1/32", "--track-restart-max", "1s"}, extra...)
+	cmd := exec.Command(relaydBin, args...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	p := &relaydProc{cmd: cmd, log: &syncBuffer{}, ctl: control.Client{Path: root.ControlSocket()}, done: make(chan struct{})}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.log.Write([]byte(line + "\n"))
+			if strings.Contains(line, "relayd listening") {
+				for _, f := range strings.Fields(line) {
+					if a, ok := strings.CutPrefix(f, "smtp="); ok {
+						addrc <- a
+					}
+				}
+			}
+		}
+	}()
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			log := p.log.String()
+			if len(log) > 20000 {
+				log = "...\n" + log[len(log)-20000:]
+			}
+			t.Logf("relayd log:\n%s", log)
+		}
+	})
+	select {
+	case p.addr = <-addrc:
+	case <-p.done:
+		t.Fatalf("relayd exited:\n%s", p.log.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("relayd did not start:\n%s", p.log.String())
+	}
+	return p
+}
+
+// tracking returns the tracking component's status from the running relay.
+func (p *relaydProc) tracking(t *testing.T) control.ComponentStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := p.ctl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := st.Component(ComponentName)
+	if !ok {
+		t.Fatalf("relayd reports no tracking component: %+v", st.Components)
+	}
+	return c
+}
+
+func (p *relaydProc) waitTracking(t *testing.T, within time.Duration, what string, cond func(control.ComponentStatus) bool) control.ComponentStatus {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st := p.tracking(t)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; tracking %+v", what, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *relaydProc) restartTracking(t *testing.T) (control.ComponentStatus, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	st, err := p.ctl.RestartComponent(ctx, ComponentName)
+	if err != nil {
+		t.Fatalf("restart-component tracking: %v", err)
+	}
+	return *st, time.Since(t0)
+}
+
+func newSink(t *testing.T) *smtpload.Sink {
+	t.Helper()
+	s, err := smtpload.NewSink("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func runLoad(t *testing.T, opts smtpload.LoadOptions) *smtpload.LoadResult {
+	t.Helper()
+	if opts.Duration == 0 {
+		opts.Duration = 2 * time.Minute
+	}
+	if opts.Size == 0 {
+		opts.Size = 1024
+	}
+	res, err := smtpload.Load(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// delivered checks that every acknowledged message reached the next hop exactly once.
+func delivered(t *testing.T, sink *smtpload.Sink, res *smtpload.LoadResult, n int) {
+	t.Helper()
+	if res.Acked != n || res.Rejected != 0 || res.ConnErrors != 0 {
+		t.Fatalf("load: acked %d of %d, rejected %d, connection errors %d (first error %v)", res.Acked, n, res.Rejected, res.ConnErrors, res.FirstError)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if tally := sink.WaitFor(ctx, res.Acks); tally.Lost != 0 || tally.Duplicates != 0 {
+		t.Fatalf("next hop: %v", tally)
+	}
+}
+
+// trackedInOrder checks that every acknowledged message has its received, queued and delivered
+// records, in that order; it returns how many lack them.
+func trackedInOrder(t *testing.T, root layout.Root, acks map[int]string) int {
+	t.Helper()
+	recs, err := tracklog.Search(root.TrackingLog(), tracklog.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := make(map[string][]track.EventID)
+	for _, r := range recs {
+		by[r.MessageID] = append(by[r.MessageID], r.EventID)
+	}
+	want := fmt.Sprint([]track.EventID{track.EventReceived, track.EventQueued, track.EventDelivered})
+	lost := 0
+	for seq := range acks {
+		id := fmt.Sprintf("<%d.load@example.test>", seq)
+		if got := fmt.Sprint(by[id]); got != want {
+			if lost < 5 {
+				t.Errorf("message %s: records %s, want %s", id, got, want)
+			}
+			lost++
+		}
+	}
+	return lost
+}
+
+func TestRelaydPrefixBuildCrashesThenHotfixKeepsEveryRecord(t *testing.T) {
+	root := relaydRoot(t)
+	install(t, root, prefixBin, true)
+	sink := newSink(t)
+	p := startRelayd(t, root, sink.Addr())
+	st := p.waitTracking(t, 20*time.Second, "healthy", healthy)
+	if st.Version != stamp.TrackPrefixVersion || st.Protocol != 1 {
+		t.Fatalf("tracking %+v: want the SP2 build over protocol 1", st)
+	}
+	const n = 2000
+	res := runLoad(t, smtpload.LoadOptions{Addr: p.addr, N: n, Concurrency: 16})
+	delivered(t, sink, res, n)
+	st = p.waitTracking(t, 20*time.Second, "a crash", func(st control.ComponentStatus) bool { return st.Crashes > 0 })
+	for _, want := range []string{"nil pointer dereference", "already delivered and removed", "KB 910618", stamp.TrackPrefixVersion} {
+		if !strings.Contains(st.LastExit, want) {
+			t.Errorf("last exit %q does not say %q", st.LastExit, want)
+		}
+	}
+	if !strings.Contains(p.log.String(), "The tracking component terminated unexpectedly.") {
+		t.Errorf("relayd logged no event 7031 line")
+	}
+	crashes := st.Crashes
+	t.Logf("SP2 build under %d messages: %d crash(es), %d events pending; %d msgs/s; last exit: %s",
+		n, crashes, st.Pending, int(float64(res.Acked)/res.Elapsed.Seconds()), st.LastExit)
+
+	// The hotfix swaps the file and restarts the component; the kept events are all written.
+	install(t, root, fixedBin, true)
+	st, took := p.restartTracking(t)
+	if st.Version != stamp.TrackFixedVersion || st.Protocol != 2 || st.Health != control.HealthHealthy {
+		t.Fatalf("after restart-component: %+v", st)
+	}
+	t.Logf("restart-component took %v", took)
+	st = p.waitTracking(t, time.Minute, "every event written", func(st control.ComponentStatus) bool { return st.Pending == 0 })
+	if st.Version != stamp.TrackFixedVersion {
+		t.Fatalf("tracking runs %s after the hotfix", st.Version)
+	}
+	if lost := trackedInOrder(t, root, res.Acks); lost != 0 {
+		t.Fatalf("%d of %d messages lack tracking records", lost, n)
+	}
+}
+
+func TestRelaydFixedBuildUnderLoad(t *testing.T) {
+	root := relaydRoot(t)
+	install(t, root, fixedBin, true)
+	sink := newSink(t)
+	p := startRelayd(t, root, sink.Addr())
+	p.waitTracking(t, 20*time.Second, "healthy", healthy)
+	const n = 2000
+	res := runLoad(t, smtpload.LoadOptions{Addr: p.addr, N: n, Concurrency: 16})
+	delivered(t, sink, res, n)
+	st := p.waitTracking(t, time.Minute, "every event written", func(st control.ComponentStatus) bool { return st.Pending == 0 })
+	if st.Crashes != 0 || st.Version != stamp.TrackFixedVersion {
+		t.Fatalf("fixed build: %+v", st)
+	}
+	if lost := trackedInOrder(t, root, res.Acks); lost != 0 {
+		t.Fatalf("%d of %d messages lack tracking records", lost, n)
+	}
+	// relayd track shows one message's history, in order, without a running relay's help.
+	out, err := exec.Command(relaydBin, "track", "--root", string(root), "--message-id", "<7.load@example.test>").CombinedOutput()
+	if err != nil {
+		t.Fatalf("relayd track: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[1], "1019 received") || !strings.Contains(lines[2], "1020 queued") ||
+		!strings.Contains(lines[3], "1031 delivered") || !strings.Contains(lines[3], "dst@sink.invalid") {
+		t.Fatalf("relayd track output:\n%s", out)
+	}
+	t.Logf("fixed build under %d messages: 0 crashes; %d msgs/s", n, int(float64(res.Acked)/res.Elapsed.Seconds()))
+}
+
+func TestRelaydRestartComponentDuringLoad(t *testing.T) {
+	root := relaydRoot(t)
+	install(t, root, fixedBin, true)
+	sink := newSink(t)
+	p := startRelayd(t, root, sink.Addr())
+	first := p.waitTracking(t, 20*time.Second, "healthy", healthy)
+
+	// The same paced load twice: once undisturbed, once with two restarts of the component.
+	opts := smtpload.LoadOptions{Addr: p.addr, N: 1200, Concurrency: 8, Rate: 400}
+	base := runLoad(t, opts)
+	delivered(t, sink, base, opts.N)
+
+	opts.FirstSeq = opts.N
+	type restart struct {
+		st   control.ComponentStatus
+		took time.Duration
+	}
+	restarts := make(chan restart, 2)
+	go func() {
+		for range 2 {
+			time.Sleep(time.Second)
+			st, took := p.restartTracking(t)
+			restarts <- restart{st, took}
+		}
+		close(restarts)
+	}()
+	res := runLoad(t, opts)
+	pid := first.PID
+	for r := range restarts {
+		if r.st.PID == pid || r.st.Health != control.HealthHealthy || r.st.Version != stamp.TrackFixedVersion {
+			t.Fatalf("restart-component returned %+v (previous pid %d)", r.st, pid)
+		}
+		pid = r.st.PID
+		t.Logf("restart-component took %v", r.took)
+	}
+	delivered(t, sink, res, opts.N)
+	st := p.waitTracking(t, time.Minute, "every event written", func(st control.ComponentStatus) bool { return st.Pending == 0 })
+	if st.Crashes != 0 {
+		t.Fatalf("crashes during restarts: %+v", st)
+	}
+	all := make(map[int]string)
+	for k, v := range base.Acks {
+		all[k] = v
+	}
+	for k, v := range res.Acks {
+		all[k] = v
+	}
+	if lost := trackedInOrder(t, root, all); lost != 0 {
+		t.Fatalf("%d messages lack tracking records", lost)
+	}
+	t.Logf("SMTP transaction latency: undisturbed max %v p99 %v; with two restart-component max %v p99 %v; added max %v",
+		base.MaxLatency(), base.Percentile(99), res.MaxLatency(), res.Percentile(99), max(0, res.MaxLatency()-base.MaxLatency()))
+	// A restart must not stall intake: no transaction waits anywhere near a plugin start.
+	if res.MaxLatency() > 2*time.Second {
+		t.Fatalf("largest SMTP transaction latency during restarts %v", res.MaxLatency())
+	}
+}
