@@ -41,8 +41,11 @@ func (s *Store) Recover(ctx context.Context) (*RecoverReport, error) {
 // reported as a nil report and no error.
 func (s *Store) RecoverIfNeeded(ctx context.Context) (*RecoverReport, error) {
 	j, err := LoadJournal(s.Root)
-	if err != nil || j == nil || j.Finished() {
+	if err != nil {
 		return nil, err
+	}
+	if ents, _ := os.ReadDir(s.Root.Staging()); (j == nil || j.Finished()) && len(ents) == 0 {
+		return nil, nil
 	}
 	lock, err := AcquireLock(s.Root)
 	if err != nil {
