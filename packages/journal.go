@@ -15,6 +15,9 @@ import (
 // names is taken, so that after a crash the next command knows how far the transaction got.
 //
 //	verified → staged → backed-up → swapping(i) → swapped → restarting → healthy → committed
+//
+// (at "swapped" the new installed-files database is written, so that the relay, which runs only
+// builds the database lists, accepts the new build when it restarts it)
 //	                                          any of these ↘ rolling-back → rolled-back
 //
 // Recovery rules (see Recover): a transaction that stopped before "healthy" is undone — its files
@@ -61,8 +64,11 @@ type Journal struct {
 	Error    string    `json:"error,omitempty"` // why it was rolled back
 
 	// DB and Product are what the root records once the transaction commits. They are computed
-	// before the first file is touched, so finishing after a crash is a plain rewrite.
+	// before the first file is touched, so finishing after a crash is a plain rewrite. The new
+	// database is written as soon as every file is swapped, before any service restarts, because
+	// the relay starts only a build that the database lists; OldDB is what undo writes back.
 	DB      *DB      `json:"db"`
+	OldDB   *DB      `json:"old_db"`
 	Product *Product `json:"product,omitempty"`
 }
 

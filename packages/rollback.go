@@ -127,7 +127,7 @@ func (s *Store) Rollback(ctx context.Context, target string) (*Result, error) {
 		np.Packages = slices.DeleteFunc(slices.Clone(prod.Packages), func(id string) bool { return slices.Contains(gone, id) })
 		j.Product = &np
 	}
-	j.DB = newDB
+	j.DB, j.OldDB = newDB, db
 	if err := s.save(j, StateVerified); err != nil {
 		return nil, err
 	}

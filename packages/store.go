@@ -251,7 +251,7 @@ func (s *Store) planApply(id string, start time.Time, m *manifest.Manifest, stag
 	if !slices.Contains(newProd.Packages, m.ID) {
 		newProd.Packages = append(newProd.Packages, m.ID)
 	}
-	j.DB, j.Product = newDB, newProd
+	j.DB, j.OldDB, j.Product = newDB, db, newProd
 	if err := s.save(j, StateVerified); err != nil {
 		return nil, err
 	}
@@ -367,6 +367,9 @@ func (s *Store) execute(ctx context.Context, j *Journal) (*Result, error) {
 		return fail(err)
 	}
 	s.hook(string(StateSwapped))
+	if err := saveDB(s.Root, j.DB); err != nil {
+		return fail(err)
+	}
 
 	if err := s.save(j, StateRestarting); err != nil {
 		return fail(err)
@@ -475,6 +478,13 @@ func (s *Store) undo(ctx context.Context, j *Journal, cause error) error {
 			continue
 		}
 		if err := s.restore(j.Files[i]); err != nil {
+			return err
+		}
+	}
+	// The database may already list the new build (it is written at "swapped"); the relay must
+	// find the old one listed again before it restarts it.
+	if restart && j.OldDB != nil {
+		if err := saveDB(s.Root, j.OldDB); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"relayfix/internal/layout"
+	"relayfix/internal/smtpload"
+	"relayfix/packages"
+	"relayfix/relay/control"
+)
+
+// shortRoot returns a root whose control socket path fits a Unix socket address.
+func shortRoot(t *testing.T) layout.Root {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return layout.Root(dir)
+}
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) add(s string) { l.mu.Lock(); l.b.WriteString(s + "\n"); l.mu.Unlock() }
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type relayd struct {
+	addr string
+	ctl  control.Client
+}
+
+// startRelayd runs the relayd that SP2 installed, ROOT/bin/relayd, with the sink as next hop.
+func startRelayd(t *testing.T, root layout.Root, sink string) *relayd {
+	t.Helper()
+	cmd := exec.Command(root.Bin("relayd"), "--root", string(root), "--listen", "127.0.0.1:0", "--next-hop", sink,
+		"--allow", "127.0.0.1/32", "--track-restart-max", "1s")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	log := &logBuffer{}
+	done := make(chan struct{})
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			log.add(line)
+			if strings.Contains(line, "relayd listening") {
+				for _, f := range strings.Fields(line) {
+					if a, ok := strings.CutPrefix(f, "smtp="); ok {
+						addrc <- a
+					}
+				}
+			}
+		}
+	}()
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			s := log.String()
+			if len(s) > 15000 {
+				s = "...\n" + s[len(s)-15000:]
+			}
+			t.Logf("relayd log:\n%s", s)
+		}
+	})
+	r := &relayd{ctl: control.Client{Path: root.ControlSocket()}}
+	select {
+	case r.addr = <-addrc:
+	case <-done:
+		t.Fatalf("relayd exited:\n%s", log.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("relayd did not start:\n%s", log.String())
+	}
+	return r
+}
+
+// waitTracking waits until the relay's tracking component runs version, healthy.
+func (r *relayd) waitTracking(t *testing.T, version string) control.ComponentStatus {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var last control.ComponentStatus
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := r.ctl.Status(ctx)
+		cancel()
+		if err == nil {
+			if c, ok := st.Component("tracking"); ok {
+				last = c
+				if c.Version == version && c.Health == control.HealthHealthy {
+					return c
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("tracking did not run %s healthy within 15s; last %+v", version, last)
+	return last
+}
+
+// load sends mail through the relay in the background until stop is called, and then returns
+// what the relay acknowledged.
+type load struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	res    *smtpload.LoadResult
+	err    error
+}
+
+func startLoad(addr string, rate float64, maxN int) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.res, l.err = smtpload.Load(ctx, smtpload.LoadOptions{Addr: addr, N: maxN, Concurrency: 4, Size: 2048,
+			Rate: rate, Duration: 2 * time.Minute})
+	}()
+	return l
+}
+
+func (l *load) stop(t *testing.T) *smtpload.LoadResult {
+	t.Helper()
+	l.cancel()
+	<-l.done
+	if l.err != nil {
+		t.Fatalf("load: %v", l.err)
+	}
+	return l.res
+}
+
+// noneLost waits for every acknowledged message at the sink and fails on any loss.
+func noneLost(t *testing.T, sink *smtpload.Sink, res *smtpload.LoadResult) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tally := sink.WaitFor(ctx, res.Acks)
+	t.Logf("load: sent %d, %s", res.Sent, tally)
+	if tally.Lost != 0 || tally.Acked == 0 {
+		t.Errorf("mail lost: %s (first lost %v)", tally, tally.LostSeqs[:min(5, len(tally.LostSeqs))])
+	}
+}
+
+// runsListedBuild checks that the relay's tracking component runs the build the database lists.
+func runsListedBuild(t *testing.T, root layout.Root, r *relayd) {
+	t.Helper()
+	db, err := packages.LoadDB(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := db.Lookup("bin/msgtrack")
+	if !ok {
+		t.Fatal("no msgtrack in the database")
+	}
+	r.waitTracking(t, f.Version.String())
+}
+
+func TestLiveApplyAndRollbackUnderLoad(t *testing.T) {
+	root := shortRoot(t)
+	mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
+	sink, err := smtpload.NewSink("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	r := startRelayd(t, root, sink.Addr())
+	r.waitTracking(t, "6.5.7638.1")
+
+	l := startLoad(r.addr, 150, 20000)
+	time.Sleep(500 * time.Millisecond)
+	out := mustHotfix(t, root, "apply", e.kb)
+	if !strings.Contains(out, "service tracking: restarted, running 6.5.7651.45, healthy") {
+		t.Errorf("live apply said:\n%s", out)
+	}
+	if v := versionOf(t, root, "msgtrack"); v != "6.5.7651.45" {
+		t.Fatalf("list after the live apply: msgtrack %s", v)
+	}
+	r.waitTracking(t, "6.5.7651.45")
+	checkConsistent(t, root)
+	time.Sleep(300 * time.Millisecond)
+
+	out = mustHotfix(t, root, "rollback", "msgtrack")
+	if !strings.Contains(out, "running 6.5.7638.1") {
+		t.Errorf("live rollback said:\n%s", out)
+	}
+	if v := versionOf(t, root, "msgtrack"); v != "6.5.7638.1" {
+		t.Fatalf("list after the rollback: msgtrack %s", v)
+	}
+	c := r.waitTracking(t, "6.5.7638.1")
+	if c.Binary != root.Bin("msgtrack") {
+		t.Errorf("tracking runs %s", c.Binary)
+	}
+	checkConsistent(t, root)
+	time.Sleep(300 * time.Millisecond)
+	noneLost(t, sink, l.stop(t))
+}
+
+func TestBuildThatFailsItsHealthCheckIsRolledBackLive(t *testing.T) {
+	root := shortRoot(t)
+	mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
+	sink, err := smtpload.NewSink("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	r := startRelayd(t, root, sink.Addr())
+	mustHotfix(t, root, "apply", e.kb)
+	r.waitTracking(t, "6.5.7651.45")
+
+	l := startLoad(r.addr, 100, 20000)
+	time.Sleep(300 * time.Millisecond)
+	res := hotfix(t, root, nil, "apply", e.kbBad, "--health-timeout", "5s")
+	if res.code != 1 || !strings.Contains(res.stderr, "did not become healthy on 6.5.7651.46") ||
+		!strings.Contains(res.stderr, "the previous build was put back") {
+		t.Errorf("apply of a build that exits at start: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if v := versionOf(t, root, "msgtrack"); v != "6.5.7651.45" {
+		t.Errorf("after the automatic rollback msgtrack is %s", v)
+	}
+	r.waitTracking(t, "6.5.7651.45")
+	checkConsistent(t, root)
+	noneLost(t, sink, l.stop(t))
+}
