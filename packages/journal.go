@@ -18,7 +18,8 @@ import (
 //
 // (at "swapped" the new installed-files database is written, so that the relay, which runs only
 // builds the database lists, accepts the new build when it restarts it)
-//	                                          any of these ↘ rolling-back → rolled-back
+//
+//	any of these ↘ rolling-back → rolled-back
 //
 // Recovery rules (see Recover): a transaction that stopped before "healthy" is undone — its files
 // are restored from the backup (or removed if they were new) and the services restarted on the
