@@ -11,11 +11,17 @@ import (
 	"strings"
 )
 
-// Records is what the tracking logs say about the load's messages: for each sequence number,
-// its event ids in log order.
+// Records is what the tracking logs say about the load's messages: for each message, its
+// event ids in the order the relay recorded them (the log's seq column; file order without it).
 type Records struct {
 	Count  int
-	events map[int][]int
+	events map[int][]record
+	n      uint64 // records read so far: the order of a log without a seq column
+}
+
+type record struct {
+	seq   uint64 // the relay's event sequence number
+	event int
 }
 
 // loadMsgID matches the Message-ID smtpload gives message N: <N.load@example.test>.
@@ -32,11 +38,14 @@ func ReadRecords(dir string) (*Records, error) {
 		return nil, err
 	}
 	sort.Strings(files)
-	recs := &Records{events: make(map[int][]int)}
+	recs := &Records{events: make(map[int][]record)}
 	for _, f := range files {
 		if err := recs.readFile(f); err != nil {
 			return nil, err
 		}
+	}
+	for _, evs := range recs.events {
+		sort.SliceStable(evs, func(i, j int) bool { return evs[i].seq < evs[j].seq })
 	}
 	return recs, nil
 }
@@ -49,17 +58,19 @@ func (r *Records) readFile(path string) error {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	msgCol, evCol := -1, -1
+	msgCol, evCol, seqCol := -1, -1, -1
 	for sc.Scan() {
 		line := sc.Text()
 		if rest, ok := strings.CutPrefix(line, "#Fields:"); ok {
-			msgCol, evCol = -1, -1
+			msgCol, evCol, seqCol = -1, -1, -1
 			for i, name := range strings.Fields(rest) {
 				switch strings.ToLower(name) {
 				case "msgid":
 					msgCol = i
 				case "event-id":
 					evCol = i
+				case "seq":
+					seqCol = i
 				}
 			}
 			continue
@@ -77,8 +88,15 @@ func (r *Records) readFile(path string) error {
 		if m == nil || err != nil {
 			continue
 		}
-		seq, _ := strconv.Atoi(m[1])
-		r.events[seq] = append(r.events[seq], ev)
+		msg, _ := strconv.Atoi(m[1])
+		r.n++
+		rec := record{seq: r.n, event: ev}
+		if seqCol >= 0 && seqCol < len(cols) {
+			if s, err := strconv.ParseUint(cols[seqCol], 10, 64); err == nil {
+				rec.seq = s
+			}
+		}
+		r.events[msg] = append(r.events[msg], rec)
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read tracking log %s: %w", path, err)
@@ -94,7 +112,7 @@ func (r *Records) Missing(seq int) int {
 	for _, want := range wantOrder {
 		found := false
 		for i := at; i < len(evs); i++ {
-			if evs[i] == want {
+			if evs[i].event == want {
 				found, at = true, i+1
 				break
 			}

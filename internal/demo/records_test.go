@@ -27,7 +27,19 @@ func TestRecordsMissing(t *testing.T) {
 	if recs.Count != 8 {
 		t.Errorf("Count = %d, want 8", recs.Count)
 	}
-	for _, tc := range []struct{ seq, missing int }{{1, 0}, {2, 1}, {3, 2}, {4, 3}} {
+	// With a seq column, the relay's order counts, not the order the lines were written in.
+	seqLog := "#Fields: event-id msgid seq\n" +
+		"1031\t<5.load@example.test>\t12\n" +
+		"1019\t<5.load@example.test>\t10\n" +
+		"1020\t<5.load@example.test>\t11\n"
+	if err := os.WriteFile(filepath.Join(dir, "20261130.log"), []byte(seqLog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recs, err = ReadRecords(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ seq, missing int }{{1, 0}, {2, 1}, {3, 2}, {4, 3}, {5, 0}} {
 		if got := recs.Missing(tc.seq); got != tc.missing {
 			t.Errorf("Missing(%d) = %d, want %d", tc.seq, got, tc.missing)
 		}
