@@ -15,11 +15,10 @@ import (
 // names is taken, so that after a crash the next command knows how far the transaction got.
 //
 //	verified → staged → backed-up → swapping(i) → swapped → restarting → healthy → committed
+//	                                          any of these ↘ rolling-back → rolled-back
 //
-// (at "swapped" the new installed-files database is written, so that the relay, which runs only
-// builds the database lists, accepts the new build when it restarts it)
-//
-//	any of these ↘ rolling-back → rolled-back
+// Right after "swapped" the new installed-files database is written, so that the relay, which
+// runs only builds the database lists, accepts the new build when it restarts it.
 //
 // Recovery rules (see Recover): a transaction that stopped before "healthy" is undone — its files
 // are restored from the backup (or removed if they were new) and the services restarted on the

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/smtpload"
 	"relayfix/packages"
 )
 
@@ -61,11 +63,24 @@ func crashAndRecover(t *testing.T, root layout.Root, c crashCase, args ...string
 	return &rep
 }
 
-func TestKillApplyAtEveryStep(t *testing.T) {
-	for _, c := range crashSteps {
+// TestKillLiveApplyAtEveryStep kills a live apply of KB910618 at every step boundary while the
+// relay carries mail, and checks after each recovery that the files match the database, that the
+// relay runs the build the database lists and, at the end, that no message was lost.
+func TestKillLiveApplyAtEveryStep(t *testing.T) {
+	root := shortRoot(t)
+	mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
+	sink, err := smtpload.NewSink("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	r := startRelayd(t, root, sink.Addr())
+	r.waitTracking(t, "6.5.7638.1")
+	l := startLoad(r.addr, 100, 50000)
+
+	steps := append(slices.Clone(crashSteps), crashCase{step: "restarted", recover: true})
+	for _, c := range steps {
 		t.Run(c.step, func(t *testing.T) {
-			t.Parallel()
-			root := freshSP2(t)
 			crashAndRecover(t, root, c, "apply", e.kb)
 			want := "6.5.7638.1"
 			if c.finish {
@@ -75,14 +90,25 @@ func TestKillApplyAtEveryStep(t *testing.T) {
 				t.Errorf("after a kill at %s and recovery msgtrack is %s, want %s", c.step, v, want)
 			}
 			checkConsistent(t, root)
-			// The root works afterwards: the hotfix applies (or is already there).
-			r := hotfix(t, root, nil, "apply", e.kb)
-			if c.finish != (r.code != 0) {
-				t.Errorf("apply after recovery: exit %d %s", r.code, r.stderr)
+			runsListedBuild(t, root, r)
+			if want == "6.5.7651.45" { // back to the service pack build for the next step
+				mustHotfix(t, root, "rollback", "KB910618")
+				r.waitTracking(t, "6.5.7638.1")
 			}
-			checkConsistent(t, root)
 		})
 	}
+	// The automatic rollback of a build that fails its health check, killed too.
+	for _, c := range []crashCase{{step: "rolling-back", recover: true}, {step: "rolled-back"}} {
+		t.Run("failing-build/"+c.step, func(t *testing.T) {
+			crashAndRecover(t, root, c, "apply", e.kbBad, "--health-timeout", "5s")
+			if v := versionOf(t, root, "msgtrack"); v != "6.5.7638.1" {
+				t.Errorf("after a kill at %s and recovery msgtrack is %s", c.step, v)
+			}
+			checkConsistent(t, root)
+			runsListedBuild(t, root, r)
+		})
+	}
+	noneLost(t, sink, l.stop(t))
 }
 
 func TestKillServicePackAtEveryFile(t *testing.T) {
