@@ -37,7 +37,7 @@ var crashSteps = []crashCase{
 
 // crashAndRecover runs hotfix args with the crash step set, checks it died by SIGKILL, runs the
 // next command and returns the recovery report when that command was 'hotfix recover'.
-func crashAndRecover(t *testing.T, root layout.Root, c crashCase, args ...string) *packages.RecoverReport {
+func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string) *packages.RecoverReport {
 	t.Helper()
 	r := hotfix(t, root, []string{"RELAYFIX_CRASH_AT=" + c.step}, args...)
 	if !r.killed {

@@ -18,7 +18,7 @@ import (
 
 // rootOnTmpfs copies root onto a tmpfs that has only spare bytes free beyond what the root
 // holds, so that a write past that fails with ENOSPC as on a full disk.
-func rootOnTmpfs(t *testing.T, root layout.Root, spare int64) layout.Root {
+func rootOnTmpfs(t testing.TB, root layout.Root, spare int64) layout.Root {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs to fill needs root")

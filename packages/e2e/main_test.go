@@ -189,7 +189,7 @@ type result struct {
 	killed         bool // ended by SIGKILL
 }
 
-func hotfix(t *testing.T, root layout.Root, extraEnv []string, args ...string) result {
+func hotfix(t testing.TB, root layout.Root, extraEnv []string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -211,7 +211,7 @@ func hotfix(t *testing.T, root layout.Root, extraEnv []string, args ...string) r
 	return r
 }
 
-func mustHotfix(t *testing.T, root layout.Root, args ...string) string {
+func mustHotfix(t testing.TB, root layout.Root, args ...string) string {
 	t.Helper()
 	r := hotfix(t, root, nil, args...)
 	if r.code != 0 {
@@ -227,7 +227,7 @@ type listed struct {
 
 // versionOf runs `hotfix list --json` (which recovers first) and returns msgtrack's version, the
 // way the acceptance check finds it: in the object one of whose values contains "msgtrack".
-func versionOf(t *testing.T, root layout.Root, name string) string {
+func versionOf(t testing.TB, root layout.Root, name string) string {
 	t.Helper()
 	var rows []map[string]any
 	out := mustHotfix(t, root, "list", "--json")
@@ -245,7 +245,7 @@ func versionOf(t *testing.T, root layout.Root, name string) string {
 }
 
 // freshSP2 returns a new root with SP2 applied (and the demo key trusted).
-func freshSP2(t *testing.T) layout.Root {
+func freshSP2(t testing.TB) layout.Root {
 	t.Helper()
 	root := layout.Root(filepath.Join(t.TempDir(), "root"))
 	mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
@@ -254,7 +254,7 @@ func freshSP2(t *testing.T) layout.Root {
 
 // checkConsistent asserts that every installed file matches its database row byte for byte,
 // that no transaction is left open and that no temporary file is left next to the binaries.
-func checkConsistent(t *testing.T, root layout.Root) *packages.DB {
+func checkConsistent(t testing.TB, root layout.Root) *packages.DB {
 	t.Helper()
 	db, err := packages.LoadDB(root)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 )
 
 // shortRoot returns a root whose control socket path fits a Unix socket address.
-func shortRoot(t *testing.T) layout.Root {
+func shortRoot(t testing.TB) layout.Root {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "hf")
 	if err != nil {
@@ -46,7 +46,7 @@ type relayd struct {
 }
 
 // startRelayd runs the relayd that SP2 installed, ROOT/bin/relayd, with the sink as next hop.
-func startRelayd(t *testing.T, root layout.Root, sink string) *relayd {
+func startRelayd(t testing.TB, root layout.Root, sink string) *relayd {
 	t.Helper()
 	cmd := exec.Command(root.Bin("relayd"), "--root", string(root), "--listen", "127.0.0.1:0", "--next-hop", sink,
 		"--allow", "127.0.0.1/32", "--track-restart-max", "1s")
@@ -106,7 +106,7 @@ func startRelayd(t *testing.T, root layout.Root, sink string) *relayd {
 }
 
 // waitTracking waits until the relay's tracking component runs version, healthy.
-func (r *relayd) waitTracking(t *testing.T, version string) control.ComponentStatus {
+func (r *relayd) waitTracking(t testing.TB, version string) control.ComponentStatus {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var last control.ComponentStatus
@@ -148,7 +148,7 @@ func startLoad(addr string, rate float64, maxN int) *load {
 	return l
 }
 
-func (l *load) stop(t *testing.T) *smtpload.LoadResult {
+func (l *load) stop(t testing.TB) *smtpload.LoadResult {
 	t.Helper()
 	l.cancel()
 	<-l.done
@@ -159,7 +159,7 @@ func (l *load) stop(t *testing.T) *smtpload.LoadResult {
 }
 
 // noneLost waits for every acknowledged message at the sink and fails on any loss.
-func noneLost(t *testing.T, sink *smtpload.Sink, res *smtpload.LoadResult) {
+func noneLost(t testing.TB, sink *smtpload.Sink, res *smtpload.LoadResult) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -171,7 +171,7 @@ func noneLost(t *testing.T, sink *smtpload.Sink, res *smtpload.LoadResult) {
 }
 
 // runsListedBuild checks that the relay's tracking component runs the build the database lists.
-func runsListedBuild(t *testing.T, root layout.Root, r *relayd) {
+func runsListedBuild(t testing.TB, root layout.Root, r *relayd) {
 	t.Helper()
 	db, err := packages.LoadDB(root)
 	if err != nil {
