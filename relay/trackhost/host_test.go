@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 
 // install copies bin to ROOT/bin/msgtrack and, if record, writes its row in the installed-files
 // database the way hotfix does.
-func install(t *testing.T, root layout.Root, bin string, record bool) {
+func install(t testing.TB, root layout.Root, bin string, record bool) {
 	t.Helper()
 	b, err := os.ReadFile(bin)
 	if err != nil {
@@ -84,7 +84,7 @@ func install(t *testing.T, root layout.Root, bin string, record bool) {
 	writeDB(t, root, hex.EncodeToString(sum[:]))
 }
 
-func writeDB(t *testing.T, root layout.Root, sha string) {
+func writeDB(t testing.TB, root layout.Root, sha string) {
 	t.Helper()
 	db := packages.DB{Files: []packages.InstalledFile{{
 		File:    manifest.File{Name: "msgtrack", Path: DBPath, SHA256: sha, Platform: "linux/amd64"},
@@ -105,9 +105,10 @@ func writeDB(t *testing.T, root layout.Root, sha string) {
 // fakeRelay stands in for the relay core: it keeps queued messages in a map, records the events
 // of each message's life, and removes a message once it is delivered, as the relay does.
 type fakeRelay struct {
-	rec track.Recorder
-	mu  sync.Mutex
-	q   map[string]track.Properties
+	rec  track.Recorder
+	keep bool // never remove delivered messages
+	mu   sync.Mutex
+	q    map[string]track.Properties
 }
 
 func (f *fakeRelay) Properties(_ context.Context, id string) (track.Properties, error) {
@@ -141,9 +142,11 @@ func (f *fakeRelay) carry(prefix string, n, conc int) []string {
 				time.Sleep(time.Duration(i%3) * time.Millisecond)
 				f.rec.Record(track.Event{Time: time.Now().UTC(), ID: track.EventDelivered, QueueID: id,
 					Recipient: "dst@sink.invalid", Partner: "127.0.0.1:25", Reply: "250 ok", Props: &pp})
-				f.mu.Lock()
-				delete(f.q, id)
-				f.mu.Unlock()
+				if !f.keep {
+					f.mu.Lock()
+					delete(f.q, id)
+					f.mu.Unlock()
+				}
 			}
 		})
 	}
@@ -321,6 +324,22 @@ func TestPrefixBuildCrashesAndFixedBuildRecovers(t *testing.T) {
 	}
 	checkRecords(t, root, ids)
 	t.Logf("pre-fix build: %d crash(es) under 2000 messages; last exit: %s", crashes, st.LastExit)
+}
+
+// The SP2 build crashes only when it meets a removed message: with a relay that keeps every
+// message, the same load passes without a crash and every record is written.
+func TestPrefixBuildNeverCrashesOnMessagesStillQueued(t *testing.T) {
+	root := layout.Root(t.TempDir())
+	install(t, root, prefixBin, true)
+	hs := start(t, root, fastConfig())
+	hs.relay.keep = true
+	waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
+	ids := hs.relay.carry("K", 2000, 16)
+	st := waitFor(t, 30*time.Second, "all events acknowledged", func(st control.ComponentStatus) bool { return st.Pending == 0 }, hs.host)
+	if st.Crashes != 0 {
+		t.Fatalf("SP2 build crashed %d times with every message still queued: %s", st.Crashes, st.LastExit)
+	}
+	checkRecords(t, root, ids)
 }
 
 func TestChecksumMismatchRefused(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 
 // relaydRoot returns a short root directory (the control socket path must stay under the
 // 108-byte limit of a Unix socket address).
-func relaydRoot(t *testing.T) layout.Root {
+func relaydRoot(t testing.TB) layout.Root {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "tr")
 	if err != nil {
@@ -43,7 +43,7 @@ type relaydProc struct {
 }
 
 // startRelayd runs relayd on root with next hop sink and waits until it serves SMTP.
-func startRelayd(t *testing.T, root layout.Root, sink string, extra ...string) *relaydProc {
+func startRelayd(t testing.TB, root layout.Root, sink string, extra ...string) *relaydProc {
 	t.Helper()
 	args := append([]string{"--root", string(root), "--listen", "127.0.0.1:0", "--next-hop", sink,
 		"--allow", "127.0.0.1/32", "--track-restart-max", "1s"}, extra...)
@@ -102,7 +102,7 @@ func startRelayd(t *testing.T, root layout.Root, sink string, extra ...string) *
 }
 
 // tracking returns the tracking component's status from the running relay.
-func (p *relaydProc) tracking(t *testing.T) control.ComponentStatus {
+func (p *relaydProc) tracking(t testing.TB) control.ComponentStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -144,7 +144,7 @@ func (p *relaydProc) restartTracking(t *testing.T) (control.ComponentStatus, tim
 	return *st, time.Since(t0)
 }
 
-func newSink(t *testing.T) *smtpload.Sink {
+func newSink(t testing.TB) *smtpload.Sink {
 	t.Helper()
 	s, err := smtpload.NewSink("127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,31 @@
+package trackhost
+
+import (
+	"testing"
+	"time"
+
+	"relayfix/internal/smtpload"
+	"relayfix/relay/control"
+)
+
+// The SP2 build's defect is a race, not a coin flip: when the next hop takes a while to accept a
+// message (200 ms here, a distant next hop), the build reads each message back long
+// before the relay removes it, and writes every record without crashing.
+func TestRelaydPrefixBuildSurvivesLightLoad(t *testing.T) {
+	root := relaydRoot(t)
+	install(t, root, prefixBin, true)
+	sink := newSink(t)
+	sink.SetReply(func(int) error { time.Sleep(200 * time.Millisecond); return nil })
+	p := startRelayd(t, root, sink.Addr())
+	p.waitTracking(t, 20*time.Second, "healthy", healthy)
+	const n = 15
+	res := runLoad(t, smtpload.LoadOptions{Addr: p.addr, N: n, Concurrency: 1, Rate: 4})
+	delivered(t, sink, res, n)
+	st := p.waitTracking(t, 20*time.Second, "every event written", func(st control.ComponentStatus) bool { return st.Pending == 0 })
+	if st.Crashes != 0 {
+		t.Fatalf("the SP2 build crashed under light load: %s", st.LastExit)
+	}
+	if lost := trackedInOrder(t, root, res.Acks); lost != 0 {
+		t.Fatalf("%d of %d messages lack tracking records", lost, n)
+	}
+}
