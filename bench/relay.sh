@@ -21,7 +21,7 @@ bash "$PEER" "127.0.0.1:$PORT" "$SINK" | tee "$W/summary.txt"
 echo
 awk -v concs="$CONCS" '
   /=/ { split($1, kv, "="); med[kv[1]] = kv[2]
-        for (i = 2; i <= NF; i++) { split($i, p, "="); if (p[1] == "min") mn[kv[1]] = p[2]; if (p[1] == "max") mx[kv[1]] = p[2] } }
+        for (i = 2; i <= NF; i++) { split($i, f, "="); if (f[1] == "min") mn[kv[1]] = f[2]; if (f[1] == "max") mx[kv[1]] = f[2] } }
   END {
     printf "%-6s %-28s %-28s %s\n", "conc", "relayd e2e msgs/s (min-max)", "postfix e2e msgs/s (min-max)", "ratio"
     n = split(concs, c, " ")

@@ -196,16 +196,19 @@ func (q *Queue) Accept(ctx context.Context, env *spool.Envelope, header, body []
 	m := &msg{env: *env, body: b, heapIdx: -1}
 	p := props(env)
 	q.mu.Lock()
-	q.msgs[env.ID] = m
+	q.msgs[env.ID] = m // readable by Properties from here on, not yet deliverable
+	q.mu.Unlock()
+	q.counters[CountReceived].Add(1)
+	now := time.Now()
+	// Both events are recorded before a worker can see the message, so that a delivery is never
+	// recorded ahead of them. The recorder only buffers: a tracker that reads the message back
+	// later may still find it delivered and gone, which is the window KB 910618 is about.
+	q.record(track.Event{Time: now, ID: track.EventReceived, QueueID: env.ID, Props: p})
+	q.record(track.Event{Time: now, ID: track.EventQueued, QueueID: env.ID, Props: p})
+	q.mu.Lock()
 	q.ready = append(q.ready, m)
 	q.mu.Unlock()
 	q.notify()
-	q.counters[CountReceived].Add(1)
-	now := time.Now()
-	q.record(track.Event{Time: now, ID: track.EventReceived, QueueID: env.ID, Props: p})
-	// Queued for remote delivery: by now a worker may already be delivering it, which is exactly
-	// the window in which a tracker that reads the message back can find it gone.
-	q.record(track.Event{Time: now, ID: track.EventQueued, QueueID: env.ID, Props: p})
 	return nil
 }
 

@@ -7,7 +7,9 @@
 // that already exists and fsyncing it is several times cheaper. A single committer goroutine
 // writes the records that concurrent sessions hand it in one batch, fsyncs once, and only then
 // releases every writer waiting in that batch (group commit): a message is acknowledged only once
-// it is on disk.
+// it is on disk. State changes and removals are written at once but synced lazily, with the next
+// message or within lazySync: losing one in a power cut only means a message is tried again, and
+// syncing them eagerly would double the fsyncs of a relay that delivers as fast as it accepts.
 //
 // Each record is framed with a magic number, its type, its length and a CRC-32C of its payload, so
 // a record torn by a crash is recognised and ignored at the next start; reading a segment stops
@@ -58,6 +60,8 @@ const (
 	defaultSegmentSize = 64 << 20
 	// maxBatch bounds how many records one commit writes.
 	maxBatch = 512
+	// lazySync bounds how long records nobody waits for (state changes, removals) stay unsynced.
+	lazySync = 200 * time.Millisecond
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -458,10 +462,26 @@ func (s *Spool) commit() {
 	defer close(s.stopped)
 	var batch []*request
 	var buf []byte
+	// dirty is set when records were written but not yet synced: updates and removals nobody
+	// waits for are synced with the next message, or after lazySync at the latest.
+	dirty := false
+	lazy := time.NewTimer(time.Hour)
+	lazy.Stop()
+	defer func() {
+		if dirty {
+			s.sync()
+		}
+	}()
 	for {
 		var first *request
 		select {
 		case first = <-s.reqs:
+		case <-lazy.C:
+			if dirty {
+				s.sync()
+				dirty = false
+			}
+			continue
 		case <-s.quit:
 			// Write what was handed over before the close.
 			select {
@@ -480,7 +500,18 @@ func (s *Spool) commit() {
 				break fill
 			}
 		}
-		err := s.writeBatch(batch, &buf)
+		wait := false
+		for _, r := range batch {
+			wait = wait || r.done != nil
+		}
+		err := s.writeBatch(batch, &buf, wait)
+		if wait || err != nil {
+			dirty = false
+			lazy.Stop()
+		} else if !dirty {
+			dirty = true
+			lazy.Reset(lazySync)
+		}
 		for _, r := range batch {
 			if r.done != nil {
 				r.done <- err
@@ -490,9 +521,18 @@ func (s *Spool) commit() {
 	}
 }
 
-func (s *Spool) writeBatch(batch []*request, buf *[]byte) error {
+// sync makes everything written to the current segment durable.
+func (s *Spool) sync() {
+	if err := syscall.Fdatasync(s.cur.fd); err != nil {
+		s.log.Error("spool: sync failed", "segment", s.cur.f.Name(), "err", err)
+	}
+}
+
+func (s *Spool) writeBatch(batch []*request, buf *[]byte, sync bool) error {
 	cur := s.cur
 	if cur.size >= s.segmentSize {
+		// Records in the old segment that nobody waited for become durable before it is left.
+		syscall.Fdatasync(cur.fd)
 		if err := s.rotate(cur.seq + 1); err != nil {
 			s.log.Error("spool: cannot start a new segment", "err", err)
 		} else {
@@ -517,8 +557,10 @@ func (s *Spool) writeBatch(batch []*request, buf *[]byte) error {
 		}
 		return fmt.Errorf("write spool: %w", err)
 	}
-	if err := syscall.Fdatasync(cur.fd); err != nil {
-		return fmt.Errorf("sync spool: %w", err)
+	if sync {
+		if err := syscall.Fdatasync(cur.fd); err != nil {
+			return fmt.Errorf("sync spool: %w", err)
+		}
 	}
 	s.mu.Lock()
 	cur.size += int64(len(b))
