@@ -48,6 +48,9 @@ type Summary struct {
 	CrashesBefore, CrashesAfter              int
 	ApplyTime, ReapplyTime, RollbackTime     time.Duration
 	Elapsed                                  time.Duration
+	// Builds is the tracking build relayd ran at each stage: under SP2, after the apply, after
+	// the rollback, after the second apply.
+	Builds []string
 }
 
 // Failed reports whether the run lost anything.
@@ -187,6 +190,7 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	crashCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	st, err := r.waitTracking(crashCtx, func(c control.ComponentStatus) bool { return c.Crashes > 0 })
 	cancel()
+	sum.Builds = append(sum.Builds, st.Version)
 	if err != nil {
 		r.say("the pre-fix tracking build did not crash yet: %v", err)
 	} else {
@@ -204,6 +208,7 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	r.mark("applied")
 	st, _ = r.tracking(ctx)
 	sum.CrashesBefore = st.Crashes
+	sum.Builds = append(sum.Builds, st.Version)
 	r.say("applied KB910618 live in %v: tracking now %s (%s)", sum.ApplyTime.Round(time.Millisecond), st.Version, st.Health)
 	if out, err := r.hotfixCmd(ctx, "list"); err == nil {
 		r.block(out)
@@ -225,6 +230,7 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	}
 	sum.RollbackTime = time.Since(t0)
 	st, _ = r.tracking(ctx)
+	sum.Builds = append(sum.Builds, st.Version)
 	r.say("rolled msgtrack back in %v: tracking now %s", sum.RollbackTime.Round(time.Millisecond), st.Version)
 	if out, err := r.hotfixCmd(ctx, "list"); err == nil {
 		r.block(out)
@@ -240,6 +246,7 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	}
 	sum.ReapplyTime = time.Since(t0)
 	st, _ = r.tracking(ctx)
+	sum.Builds = append(sum.Builds, st.Version)
 	r.say("applied KB910618 again in %v: tracking %s", sum.ReapplyTime.Round(time.Millisecond), st.Version)
 
 	res := <-loadDone
