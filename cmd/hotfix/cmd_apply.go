@@ -79,12 +79,21 @@ func crashHook(at string) func(string) {
 		return nil
 	}
 	return func(step string) {
-		base, _, _ := strings.Cut(step, ":")
-		if step == at || (base == at && !strings.Contains(at, ":")) {
+		if crashMatches(at, step) {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {} // the signal is on its way
 		}
 	}
+}
+
+// crashMatches reports whether the step boundary step is the one at names: exactly, or by its
+// name alone ("swapping" matches "swapping:0", the first file).
+func crashMatches(at, step string) bool {
+	if step == at {
+		return true
+	}
+	base, _, _ := strings.Cut(step, ":")
+	return base == at && !strings.Contains(at, ":")
 }
 
 // recoverFirst finishes or undoes an interrupted transaction before a read-only command looks at
