@@ -60,8 +60,8 @@ type Staged struct {
 	Files    map[string]string // install path → staged file
 }
 
-// OpenFunc verifies a package and extracts its payload into stageDir. Nothing in stageDir may be
-// trusted unless it returns without error.
+// OpenFunc verifies a package and extracts its payload into stageDir; with an empty stageDir it
+// only verifies. Nothing in stageDir may be trusted unless it returns without error.
 type OpenFunc func(ctx context.Context, stageDir string) (*Staged, error)
 
 // FileChange is one file a transaction changes.
@@ -130,6 +130,9 @@ func (s *Store) makeFolders() error {
 // through the journaled states; on any failure after the first file was touched it puts the old
 // build back, running. With dryRun it returns the plan and changes nothing.
 func (s *Store) Apply(ctx context.Context, open OpenFunc, dryRun bool) (*Result, *Plan, error) {
+	if dryRun {
+		return s.dryRun(ctx, open)
+	}
 	lock, err := AcquireLock(s.Root)
 	if err != nil {
 		return nil, nil, err
@@ -150,25 +153,15 @@ func (s *Store) Apply(ctx context.Context, open OpenFunc, dryRun bool) (*Result,
 		return nil, nil, err
 	}
 	m := staged.Manifest
-	prod, err := LoadProduct(s.Root)
+	prod, db, err := s.installed()
 	if err != nil {
 		os.RemoveAll(stage)
 		return nil, nil, err
 	}
-	db, err := LoadDB(s.Root)
-	if err != nil {
+	if err := checkApplicable(m, prod, db); err != nil {
 		os.RemoveAll(stage)
+		s.record(HistoryEntry{ID: id, Package: m.ID, Action: ActionApply, Result: ResultFailed, Start: start, End: s.now(), Error: err.Error()})
 		return nil, nil, err
-	}
-	checkErr := checkApplicable(m, prod, db)
-	if dryRun {
-		os.RemoveAll(stage)
-		return nil, s.plan(m, db, checkErr), checkErr
-	}
-	if checkErr != nil {
-		os.RemoveAll(stage)
-		s.record(HistoryEntry{ID: id, Package: m.ID, Action: ActionApply, Result: ResultFailed, Start: start, End: s.now(), Error: checkErr.Error()})
-		return nil, nil, checkErr
 	}
 	if m.Kind == manifest.KindServicePack {
 		if err := s.makeFolders(); err != nil {
@@ -187,6 +180,34 @@ func (s *Store) Apply(ctx context.Context, open OpenFunc, dryRun bool) (*Result,
 		res.Reboot = false
 	}
 	return res, nil, err
+}
+
+// dryRun verifies the package without staging it and reports what Apply would do. It takes no
+// lock and writes nothing, so it neither waits for nor disturbs a transaction in progress.
+func (s *Store) dryRun(ctx context.Context, open OpenFunc) (*Result, *Plan, error) {
+	staged, err := open(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	prod, db, err := s.installed()
+	if err != nil {
+		return nil, nil, err
+	}
+	checkErr := checkApplicable(staged.Manifest, prod, db)
+	return nil, s.plan(staged.Manifest, db, checkErr), checkErr
+}
+
+// installed reads the product and the installed-files database.
+func (s *Store) installed() (*Product, *DB, error) {
+	prod, err := LoadProduct(s.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := LoadDB(s.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	return prod, db, nil
 }
 
 func (s *Store) plan(m *manifest.Manifest, db *DB, checkErr error) *Plan {

@@ -191,9 +191,16 @@ func TestApplyRefusals(t *testing.T) {
 
 func TestDryRunChangesNothing(t *testing.T) {
 	s, fr := newStore(t)
+	_, plan, err := s.Apply(context.Background(), opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")), true)
+	if err != nil || !plan.Ready || len(plan.Files) != 2 || plan.Files[0].From != "" {
+		t.Fatalf("dry run of SP2 on a bare root: %+v %v", plan, err)
+	}
+	if ents, _ := os.ReadDir(string(s.Root)); len(ents) != 0 {
+		t.Fatalf("a dry run on a bare root created %d entries", len(ents))
+	}
 	mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")))
 	before, _ := os.ReadFile(s.Root.Bin("msgtrack"))
-	_, plan, err := s.Apply(context.Background(), opener(t, kb(t, "KB910618", "6.5.7651.45")), true)
+	_, plan, err = s.Apply(context.Background(), opener(t, kb(t, "KB910618", "6.5.7651.45")), true)
 	if err != nil || !plan.Ready || plan.Prerequisites != "met" {
 		t.Fatalf("plan %+v err %v", plan, err)
 	}
