@@ -29,16 +29,12 @@ type Store struct {
 	// Now returns the current time (time.Now when nil).
 	Now func() time.Time
 	// Hook, when set, is called at every step boundary of a transaction, right after the step was
-	// journaled, with the step's name ("verified", "swapping:0", ...). It exists so tests can
-	// crash the process at each boundary; see StepNames.
+	// journaled, with the step's name: verified, staged, backed-up, swapping:i, prepared:i (the
+	// new file i is written and synced, not yet renamed in), swapped, restarting, restarted (the
+	// relay switched to the new build, health not yet confirmed), healthy, committed, and on the
+	// way back rolling-back and rolled-back. It exists so that tests can kill the process at each
+	// boundary and prove that recovery handles it.
 	Hook func(step string)
-}
-
-// StepNames are the step boundaries at which Store.Hook is called, in order. "swapping" and
-// "prepared" are followed by ":i", the index of the file.
-var StepNames = []string{
-	"verified", "staged", "backed-up", "swapping", "prepared", "swapped",
-	"restarting", "restarted", "healthy", "committed", "rolling-back", "rolled-back",
 }
 
 func (s *Store) now() time.Time {
@@ -112,7 +108,7 @@ func (s *Store) rel(p string) string {
 	return filepath.ToSlash(r)
 }
 
-// Prepare makes the root's folders. A service pack calls it before anything is installed.
+// makeFolders creates the root's folders. A service pack calls it before anything is installed.
 func (s *Store) makeFolders() error {
 	for _, d := range []string{s.Root.Join("bin"), s.Root.Spool(), s.Root.TrackingLog(), s.Root.Run(),
 		s.Root.Hotfix(), s.Root.Backups(), s.Root.Staging(), s.Root.Trusted()} {

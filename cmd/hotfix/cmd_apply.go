@@ -17,7 +17,7 @@ import (
 	"relayfix/verifier"
 )
 
-// EnvCrashAt names a step boundary of a transaction (see packages.StepNames, e.g. "swapped" or
+// EnvCrashAt names a step boundary of a transaction (see packages.Store.Hook, e.g. "swapped" or
 // "swapping:1") at which hotfix kills itself with SIGKILL, right after journaling that step. It
 // exists for the crash tests, which prove that the next command recovers from a kill at every
 // boundary; nothing else should set it.
