@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/packages"
 )
 
 func TestApplyListRollbackWithoutRelay(t *testing.T) {
@@ -108,5 +109,45 @@ func TestSecondTransactionFailsAtOnce(t *testing.T) {
 	r := hotfix(t, root, nil, "apply", e.kb)
 	if r.code != 1 || !strings.Contains(r.stderr, "another hotfix transaction is in progress (pid ") || time.Since(start) > 5*time.Second {
 		t.Errorf("concurrent apply: exit %d after %v: %s", r.code, time.Since(start), r.stderr)
+	}
+}
+
+func TestVerifyRootNamesDrift(t *testing.T) {
+	root := freshSP2(t)
+	out := mustHotfix(t, root, "verify")
+	if !strings.Contains(out, "All 2 installed files match the installed-files database.") {
+		t.Fatalf("verify --root on a clean root:\n%s", out)
+	}
+	now := time.Now()
+	if err := os.Chtimes(root.Bin("msgtrack"), now, now); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(root.Bin("relayd"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("x"))
+	f.Close()
+
+	r := hotfix(t, root, nil, "verify")
+	if r.code != 1 {
+		t.Fatalf("verify --root with drift: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"bin/msgtrack 6.5.7638.1: date differs (recorded 2005-10-17T12:00:00Z",
+		"bin/relayd 6.5.7638.1: size differs",
+		"sha256 differs",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("verify --root output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "2 of 2 installed files drifted") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	var checks []packages.FileCheck
+	r = hotfix(t, root, nil, "verify", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &checks); err != nil || r.code != 1 || len(checks) != 2 || checks[0].OK || len(checks[1].Drift) < 2 {
+		t.Errorf("verify --root --json: exit %d %v\n%s", r.code, err, r.stdout)
 	}
 }
