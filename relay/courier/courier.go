@@ -33,7 +33,8 @@ type Courier struct {
 	Helo    string        // our name in EHLO
 	Timeout time.Duration // per command and for dialing (default 1 minute)
 
-	c *smtp.Client
+	c   *smtp.Client
+	buf []byte // body copy buffer, reused from message to message
 	// dirty is set when a transaction was left half done; the next one starts with RSET.
 	dirty bool
 }
@@ -145,7 +146,10 @@ func (k *Courier) Deliver(ctx context.Context, from string, rcpts []string, body
 	if err != nil {
 		return k.failAccepted(res, err)
 	}
-	if _, err := io.Copy(w, body); err != nil {
+	if k.buf == nil {
+		k.buf = make([]byte, 64<<10)
+	}
+	if _, err := io.CopyBuffer(onlyWriter{w}, body, k.buf); err != nil {
 		k.drop()
 		return k.failAccepted(res, fmt.Errorf("send body: %w", err))
 	}
@@ -162,6 +166,11 @@ func (k *Courier) Deliver(ctx context.Context, from string, rcpts []string, body
 	}
 	return res
 }
+
+// onlyWriter hides everything but Write, so io.CopyBuffer uses the buffer it is given.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // failAccepted turns the accepted recipients' results into err's failure.
 func (k *Courier) failAccepted(res []Result, err error) []Result {
