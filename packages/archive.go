@@ -42,6 +42,10 @@ const (
 // comments.
 const maxSignature = 4 << 10
 
+// maxWindow bounds the memory the decompressor may use for its window, whatever a frame header
+// asks for; hotfix pack writes frames with an 8 MiB window.
+const maxWindow = 64 << 20
+
 // maxTrailer bounds the zero padding allowed after the tar end marker (tar writers pad to a
 // record of 10 KiB); anything beyond, or anything not zero, is trailing garbage.
 const maxTrailer = 64 << 10
@@ -55,6 +59,27 @@ type Limits struct {
 	MaxFile     int64 // size of any one payload file
 	MaxTotal    int64 // decompressed size of the whole archive
 	MaxEntries  int   // number of archive entries
+}
+
+// orDefault returns l with each zero field set from DefaultLimits.
+func (l Limits) orDefault() Limits {
+	d := DefaultLimits()
+	if l.MaxPackage == 0 {
+		l.MaxPackage = d.MaxPackage
+	}
+	if l.MaxManifest == 0 {
+		l.MaxManifest = d.MaxManifest
+	}
+	if l.MaxFile == 0 {
+		l.MaxFile = d.MaxFile
+	}
+	if l.MaxTotal == 0 {
+		l.MaxTotal = d.MaxTotal
+	}
+	if l.MaxEntries == 0 {
+		l.MaxEntries = d.MaxEntries
+	}
+	return l
 }
 
 // DefaultLimits returns limits that fit relayfix's own packages with a wide margin: its largest
@@ -74,9 +99,10 @@ type OpenOptions struct {
 	// Keys are the trusted keys; the manifest's signature must verify with one of them.
 	Keys []minisign.PublicKey
 	// StageDir is where verified payload files are extracted, each at its install path below
-	// StageDir. Empty means verify only and write nothing.
+	// StageDir (created if missing; a file already at a staged path is replaced). Empty means
+	// verify only and write nothing.
 	StageDir string
-	// Limits bound the cost of reading; the zero value means DefaultLimits.
+	// Limits bound the cost of reading; a zero field takes its value from DefaultLimits.
 	Limits Limits
 	// Now is the time expiry is checked against; zero means time.Now().
 	Now time.Time
@@ -114,10 +140,7 @@ func Open(ctx context.Context, path string, opts OpenOptions) (*Opened, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open package %s: %w", path, err)
 	}
-	lim := opts.Limits
-	if lim == (Limits{}) {
-		lim = DefaultLimits()
-	}
+	lim := opts.Limits.orDefault()
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("open package %s: not a regular file", path)
 	}
@@ -133,18 +156,16 @@ func Open(ctx context.Context, path string, opts OpenOptions) (*Opened, error) {
 
 // OpenReader is Open for a package that is not a file, such as one arriving over the network.
 func OpenReader(ctx context.Context, r io.Reader, opts OpenOptions) (*Opened, error) {
-	lim := opts.Limits
-	if lim == (Limits{}) {
-		lim = DefaultLimits()
-	}
+	lim := opts.Limits.orDefault()
 	return read(ctx, &cappedReader{r: r, left: lim.MaxPackage, what: "package"}, opts, lim)
 }
 
 func read(ctx context.Context, r io.Reader, opts OpenOptions, lim Limits) (o *Opened, err error) {
 	dec, err := zstd.NewReader(r,
+		// Two goroutines let decompression of the next block overlap the hashing of this one.
 		zstd.WithDecoderConcurrency(2),
-		zstd.WithDecoderMaxMemory(uint64(lim.MaxTotal)),
-		zstd.WithDecoderMaxWindow(64<<20),
+		zstd.WithDecoderMaxMemory(maxWindow),
+		zstd.WithDecoderMaxWindow(maxWindow),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("decompress: %w", err)
@@ -267,15 +288,13 @@ type Peeked struct {
 // manifest, without checking the signature or reading any payload. It serves for showing what a
 // package claims to be; nothing it returns may be trusted before VerifySignature passes.
 func Peek(ctx context.Context, path string, lim Limits) (*Peeked, error) {
-	if lim == (Limits{}) {
-		lim = DefaultLimits()
-	}
+	lim = lim.orDefault()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open package: %w", err)
 	}
 	defer f.Close()
-	dec, err := zstd.NewReader(&ctxReader{ctx: ctx, r: f}, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	dec, err := zstd.NewReader(&ctxReader{ctx: ctx, r: f}, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxWindow), zstd.WithDecoderMaxWindow(maxWindow))
 	if err != nil {
 		return nil, fmt.Errorf("package %s: decompress: %w", path, err)
 	}

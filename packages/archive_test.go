@@ -528,3 +528,96 @@ func assertEmpty(t testing.TB, dir string) {
 		t.Errorf("staging dir not empty after a refused package: %v", left)
 	}
 }
+
+func TestOpenLimits(t *testing.T) {
+	fx := newFixture(t)
+	pkg, m := fx.pack(t)
+	path := writeTemp(t, pkg)
+	tests := []struct {
+		name string
+		lim  Limits
+		want string
+	}{
+		{"package too big", Limits{MaxPackage: int64(len(pkg)) - 1}, fmt.Sprintf("%d bytes is over the %d-byte limit", len(pkg), len(pkg)-1)},
+		{"manifest too big", Limits{MaxManifest: 100}, "archive entry manifest.json: "},
+		{"file too big", Limits{MaxFile: m.Files[0].Size - 1}, "manifest.json: file bin/msgtrack: "},
+		{"total too big", Limits{MaxTotal: m.Files[0].Size + 10}, "payload totals over the"},
+		{"too many entries", Limits{MaxEntries: 3}, "over the 3-entry limit"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stage := filepath.Join(t.TempDir(), "stage")
+			_, err := Open(context.Background(), path, OpenOptions{Keys: []minisign.PublicKey{fx.pub}, StageDir: stage, Limits: tc.lim})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error saying %q", err, tc.want)
+			}
+			assertEmpty(t, stage)
+		})
+	}
+	// Limits left zero take the defaults: this package fits them.
+	if _, err := Open(context.Background(), path, OpenOptions{Keys: []minisign.PublicKey{fx.pub}, Limits: Limits{MaxEntries: 4}}); err != nil {
+		t.Fatalf("a package within the limits: %v", err)
+	}
+}
+
+func TestOpenCanceled(t *testing.T) {
+	fx := newFixture(t)
+	pkg, _ := fx.pack(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stage := filepath.Join(t.TempDir(), "stage")
+	_, err := Open(ctx, writeTemp(t, pkg), OpenOptions{Keys: []minisign.PublicKey{fx.pub}, StageDir: stage})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	assertEmpty(t, stage)
+}
+
+func TestPeek(t *testing.T) {
+	fx := newFixture(t)
+	pkg, m := fx.pack(t)
+	p, err := Peek(context.Background(), writeTemp(t, pkg), Limits{})
+	if err != nil || p.ParseErr != nil {
+		t.Fatal(err, p.ParseErr)
+	}
+	if p.Manifest.ID != m.ID || len(p.Manifest.Files) != 2 {
+		t.Fatalf("peeked %+v", p.Manifest)
+	}
+	if _, _, err := VerifySignature(p.ManifestBytes, p.Signature, []minisign.PublicKey{fx.pub}); err != nil {
+		t.Fatalf("the peeked signature does not verify: %v", err)
+	}
+	// Peek needs no key and reads no payload: a package whose payload is gone still peeks.
+	es := unpack(t, pkg)
+	if _, err := Peek(context.Background(), writeTemp(t, repack(t, es[:2], nil)), Limits{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPackSigned(t *testing.T) {
+	fx := newFixture(t)
+	m, err := Fill(context.Background(), fx.tmpl, fx.payload, PackOptions{Date: fileDate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := minisign.Sign(fx.priv, mb) // the legacy algorithm, as older minisign versions sign
+	var buf bytes.Buffer
+	if _, err := PackSigned(context.Background(), &buf, mb, sig, fx.payload); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Open(context.Background(), writeTemp(t, buf.Bytes()), OpenOptions{Keys: []minisign.PublicKey{fx.pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(o.ManifestBytes, mb) || !bytes.Equal(o.Signature, sig) {
+		t.Error("PackSigned did not keep the manifest and signature byte for byte")
+	}
+	// A payload that differs from the signed manifest is refused at pack time.
+	bad := map[string]string{"bin/msgtrack": fx.payload["bin/msgtrack"], "lib/tracking/helper": writeTemp(t, []byte("other"))}
+	if _, err := PackSigned(context.Background(), io.Discard, mb, sig, bad); err == nil || !strings.Contains(err.Error(), "lib/tracking/helper: size mismatch") {
+		t.Fatalf("got %v", err)
+	}
+}
