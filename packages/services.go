@@ -23,9 +23,11 @@ type ServiceResult struct {
 	Name    string `json:"name"`
 	Version string `json:"version,omitempty"`
 	Health  string `json:"health,omitempty"`
-	// Deferred is true when the relay was not running: the service starts on the new build the
-	// next time the relay starts. Nothing ever reboots the host.
-	Deferred bool `json:"deferred,omitempty"`
+	// Deferred is true when the service was not running (the relay is down, or runs without the
+	// component, or the operator switched it off): it starts on the installed build the next time
+	// it starts. Nothing ever reboots the host.
+	Deferred bool   `json:"deferred,omitempty"`
+	Note     string `json:"note,omitempty"` // why it was deferred
 }
 
 // HealthError is returned when a service did not come up healthy on the expected build in time.
@@ -95,12 +97,28 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 	var out []ServiceResult
 	for _, name := range names {
 		if s.Services == nil {
-			out = append(out, ServiceResult{Name: name, Deferred: true})
+			out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd is not running"})
 			continue
+		}
+		// A relay that runs without the component, or with it switched off, starts it from the
+		// installed file when it is switched on: there is nothing to restart now.
+		st, err := s.Services.Status(ctx)
+		if errors.Is(err, control.ErrNotRunning) {
+			out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd is not running"})
+			continue
+		}
+		if err == nil {
+			if c, ok := st.Component(name); !ok {
+				out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd runs without " + name})
+				continue
+			} else if !c.Enabled {
+				out = append(out, ServiceResult{Name: name, Deferred: true, Note: name + " is switched off"})
+				continue
+			}
 		}
 		cs, err := s.Services.RestartComponent(ctx, name)
 		if errors.Is(err, control.ErrNotRunning) {
-			out = append(out, ServiceResult{Name: name, Deferred: true})
+			out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd is not running"})
 			continue
 		}
 		want := expectVersion(s.Root, files, newBuild, name, cs)
@@ -112,11 +130,11 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 			return out, &HealthError{Service: name, Want: want, Last: last, Err: err}
 		}
 		s.hook("restarted")
-		st, err := s.waitHealthy(ctx, name, want)
+		cst, err := s.waitHealthy(ctx, name, want)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, ServiceResult{Name: name, Version: st.Version, Health: st.Health})
+		out = append(out, ServiceResult{Name: name, Version: cst.Version, Health: cst.Health})
 	}
 	return out, nil
 }

@@ -109,6 +109,7 @@ type fakeRelay struct {
 	running  string // version of the build the tracking component runs
 	restarts int
 	bad      map[string]bool
+	off      bool // the operator switched tracking off
 }
 
 func (f *fakeRelay) comp() control.ComponentStatus {
@@ -116,7 +117,10 @@ func (f *fakeRelay) comp() control.ComponentStatus {
 	if f.bad[f.running] {
 		h = control.HealthFailed
 	}
-	return control.ComponentStatus{Name: "tracking", Binary: f.root.Bin("msgtrack"), Version: f.running, Health: h, Enabled: true}
+	if f.off {
+		h = control.HealthDisabled
+	}
+	return control.ComponentStatus{Name: "tracking", Binary: f.root.Bin("msgtrack"), Version: f.running, Health: h, Enabled: !f.off}
 }
 
 func (f *fakeRelay) Status(ctx context.Context) (*control.Status, error) {

@@ -352,3 +352,17 @@ func TestRecoverFromEveryStep(t *testing.T) {
 		}
 	}
 }
+
+func TestSwitchedOffServiceIsNotRestarted(t *testing.T) {
+	s, fr := newStore(t)
+	mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")))
+	fr.running, fr.off = "6.5.7638.1", true
+	res := mustApply(t, s, opener(t, kb(t, "KB910618", "6.5.7651.45")))
+	if len(res.Services) != 1 || !res.Services[0].Deferred || res.Services[0].Note != "tracking is switched off" || fr.restarts != 0 {
+		t.Fatalf("services %+v after %d restarts", res.Services, fr.restarts)
+	}
+	if v := installedVersion(t, s.Root, "bin/msgtrack"); v != "6.5.7651.45" {
+		t.Errorf("msgtrack %s", v)
+	}
+	checkConsistent(t, s.Root)
+}

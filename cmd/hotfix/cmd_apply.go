@@ -188,7 +188,7 @@ func printResult(w io.Writer, r *packages.Result) {
 	}
 	for _, s := range r.Services {
 		if s.Deferred {
-			fmt.Fprintf(w, "  service %s: relayd is not running; it starts on the installed build when relayd starts\n", s.Name)
+			fmt.Fprintf(w, "  service %s: %s; it starts on the installed build when it next starts\n", s.Name, s.Note)
 		} else {
 			fmt.Fprintf(w, "  service %s: restarted, running %s, %s\n", s.Name, s.Version, s.Health)
 		}
