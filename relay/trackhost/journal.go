@@ -25,8 +25,8 @@ import (
 const segmentLimit = 8 << 20
 
 // Journal is the host's durable event journal: append-only segment files named by the first seq
-// they hold, one JSON event per line. Append writes the line to the file at once (it survives a
-// crash of relayd); Sync makes it survive a crash of the machine. Segments whose events the plugin
+// they hold, one JSON event per line. Append keeps the event in memory; Sync, which the host calls
+// every 20 ms, writes what was appended since the last Sync in one write and fsyncs it. Segments whose events the plugin
 // has all acknowledged are deleted by Trim. The newest segment is never deleted, so the next seq
 // is always known.
 type Journal struct {
@@ -39,9 +39,12 @@ type Journal struct {
 	next    uint64    // seq the next Append gets
 	dirty   bool
 	acked   uint64
-	changed chan struct{} // closed and replaced on every append
-	buf     []byte
+	changed chan struct{} // closed and replaced whenever events are written to the file
+	pend    []byte        // appended events not yet written to the file
 }
+
+// pendLimit bounds the events Append holds in memory between two flushes.
+const pendLimit = 1 << 20
 
 type segment struct {
 	first uint64
@@ -142,43 +145,69 @@ func (j *Journal) rotate() error {
 	return nil
 }
 
-// Append assigns ev the next seq and writes it. It does not fsync: see Sync.
+// Append assigns ev the next seq and queues it for the file; Sync writes and fsyncs it. Events
+// wait in memory between two Syncs, never more than pendLimit bytes of them.
 func (j *Journal) Append(ev track.Event) (uint64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.f == nil {
 		return 0, fmt.Errorf("tracking journal is closed")
 	}
-	if j.size >= segmentLimit {
-		if err := j.rotate(); err != nil {
-			return 0, err
-		}
-	}
 	ev.Seq = j.next
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return 0, fmt.Errorf("encode tracking event: %w", err)
 	}
-	j.buf = append(append(j.buf[:0], b...), '\n')
-	n, err := j.f.Write(j.buf)
-	j.size += int64(n)
-	if err != nil {
-		return 0, fmt.Errorf("append tracking journal: %w", err)
+	if j.size+int64(len(j.pend)+len(b)) >= segmentLimit {
+		if err := j.writeLocked(); err != nil {
+			return 0, err
+		}
+		if err := j.rotate(); err != nil {
+			return 0, err
+		}
 	}
+	j.pend = append(append(j.pend, b...), '\n')
 	j.next++
-	j.dirty = true
-	close(j.changed)
-	j.changed = make(chan struct{})
+	if len(j.pend) >= pendLimit {
+		if err := j.writeLocked(); err != nil {
+			return 0, err
+		}
+	}
 	return ev.Seq, nil
 }
 
-// Sync fsyncs what was appended since the last Sync.
+// writeLocked writes the pending events to the active segment and wakes the readers.
+func (j *Journal) writeLocked() error {
+	if len(j.pend) == 0 {
+		return nil
+	}
+	n, err := j.f.Write(j.pend)
+	j.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("append tracking journal: %w", err)
+	}
+	j.pend = j.pend[:0]
+	j.dirty = true
+	close(j.changed)
+	j.changed = make(chan struct{})
+	return nil
+}
+
+// Sync writes the pending events and fsyncs them.
 func (j *Journal) Sync() error {
 	j.mu.Lock()
+	if j.f == nil {
+		j.mu.Unlock()
+		return nil
+	}
+	err := j.writeLocked()
 	f, dirty := j.f, j.dirty
 	j.dirty = false
 	j.mu.Unlock()
-	if !dirty || f == nil {
+	if err != nil {
+		return err
+	}
+	if !dirty {
 		return nil
 	}
 	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
@@ -231,7 +260,10 @@ func (j *Journal) Close() error {
 	if j.f == nil {
 		return nil
 	}
-	err := j.f.Sync()
+	err := j.writeLocked()
+	if serr := j.f.Sync(); err == nil {
+		err = serr
+	}
 	j.f.Close()
 	j.f = nil
 	if werr := safefile.WriteFile(filepath.Join(j.dir, "acked"), []byte(strconv.FormatUint(j.acked, 10)+"\n"), 0o600); err == nil {
@@ -296,7 +328,7 @@ func (r *Reader) nextSegment() (uint64, bool) {
 	return 0, false
 }
 
-// Next returns up to limit events, waiting up to wait for the first one to be appended.
+// Next returns up to limit events, waiting up to wait for the first one to be written.
 func (r *Reader) Next(ctx context.Context, limit int, wait time.Duration) ([]track.Event, error) {
 	if r.f == nil {
 		if err := r.open(); err != nil {
@@ -305,6 +337,12 @@ func (r *Reader) Next(ctx context.Context, limit int, wait time.Duration) ([]tra
 	}
 	var out []track.Event
 	var timer <-chan time.Time
+	var lt *time.Timer
+	defer func() {
+		if lt != nil {
+			lt.Stop()
+		}
+	}()
 	for {
 		r.j.mu.Lock()
 		changed := r.j.changed
@@ -337,16 +375,15 @@ func (r *Reader) Next(ctx context.Context, limit int, wait time.Duration) ([]tra
 			return out, nil
 		}
 		if timer == nil {
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			timer = t.C
+			lt = time.NewTimer(wait)
+			timer = lt.C
 		}
 		select {
 		case <-changed:
 		case <-timer:
-			return nil, nil
+			return out, nil
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return out, ctx.Err()
 		}
 	}
 }

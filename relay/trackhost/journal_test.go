@@ -42,6 +42,12 @@ func TestJournalAppendReadTrimReopen(t *testing.T) {
 			t.Fatalf("seq %d, want %d", seq, i+1)
 		}
 	}
+	if got := readAll(t, j.NewReader(1)); len(got) != 0 {
+		t.Fatalf("events visible before Sync: %v", got)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	if got := readAll(t, j.NewReader(4)); len(got) != 7 || got[0] != 4 || got[6] != 10 {
 		t.Fatalf("read from 4: %v", got)
 	}
@@ -67,6 +73,7 @@ func TestJournalAppendReadTrimReopen(t *testing.T) {
 	if seq, _ := j.Append(track.Event{QueueID: "R"}); seq != 11 {
 		t.Fatalf("next seq after reopen %d, want 11", seq)
 	}
+	j.Sync()
 	if got := readAll(t, j.NewReader(j.Acked()+1)); len(got) != 5 || got[0] != 7 || got[4] != 11 {
 		t.Fatalf("replay after reopen: %v", got)
 	}
@@ -98,11 +105,15 @@ func TestJournalSegmentsFollowAndTrim(t *testing.T) {
 		}
 		done <- got
 	}()
-	for range n {
+	for i := range n {
 		if _, err := j.Append(big); err != nil {
 			t.Fatal(err)
 		}
+		if i%7 == 0 {
+			j.Sync()
+		}
 	}
+	j.Sync()
 	got := <-done
 	for i, s := range got {
 		if s != uint64(i+1) {
