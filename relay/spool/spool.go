@@ -300,12 +300,18 @@ func (s *Spool) apply(seg *segment, typ byte, payload []byte, payloadOff int64, 
 		if err := json.Unmarshal(payload[4:4+n], &env); err != nil {
 			return fmt.Errorf("envelope: %w", err)
 		}
-		if env.ID == "" || live[env.ID] != nil {
-			return fmt.Errorf("message record with bad or repeated id %q", env.ID)
+		if env.ID == "" {
+			return errors.New("message record without id")
 		}
 		bodyOff := payloadOff + 4 + int64(n)
-		live[env.ID] = &Message{Envelope: env, Body: Body{Segment: seg.seq, Offset: bodyOff, Length: int64(len(payload) - 4 - n)}}
-		*order = append(*order, env.ID)
+		body := Body{Segment: seg.seq, Offset: bodyOff, Length: int64(len(payload) - 4 - n)}
+		if m := live[env.ID]; m != nil {
+			// A live message written again: moved out of an old segment, with its state.
+			m.Envelope, m.Body = env, body
+		} else {
+			live[env.ID] = &Message{Envelope: env, Body: body}
+			*order = append(*order, env.ID)
+		}
 		s.refs[env.ID] = []uint64{seg.seq}
 	case recState:
 		var st stateRecord
@@ -567,6 +573,10 @@ func (s *Spool) writeBatch(batch []*request, buf *[]byte, sync bool) error {
 	for _, r := range batch {
 		switch r.typ {
 		case recMessage:
+			// A message written again (moved out of an old segment) lets go of where it was.
+			for _, seq := range s.refs[r.id] {
+				s.segs[seq].live--
+			}
 			s.refs[r.id] = []uint64{cur.seq}
 			cur.live++
 		case recState:
@@ -602,11 +612,36 @@ func (s *Spool) gc() {
 	}
 	s.mu.Unlock()
 	for _, seg := range drop {
-		seg.f.Close()
+		// The file is not closed here: a delivery that started before its message was moved
+		// may still read it. Its name goes now; the descriptor is closed by os.File's cleanup
+		// once no reader holds it.
 		if err := os.Remove(seg.f.Name()); err != nil {
 			s.log.Warn("spool: cannot remove segment", "err", err)
 		}
 	}
+}
+
+// Pinned returns the live messages that keep the oldest segment on disk, when that segment is
+// not the current one and holds at most max live messages: a few long-deferred messages would
+// otherwise keep every later segment too. The queue writes them again (Put with the same id),
+// which frees the segment.
+func (s *Spool) Pinned(max int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.order) < 2 {
+		return nil
+	}
+	oldest := s.segs[s.order[0]]
+	if oldest == s.cur || oldest.live == 0 || oldest.live > max {
+		return nil
+	}
+	var ids []string
+	for id, segs := range s.refs {
+		if segs[0] == oldest.seq {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // Segments returns the number of segment files, for tests and status.
