@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"relayfix/internal/layout"
@@ -457,8 +458,9 @@ func (s *Store) finish(j *Journal, detail string) error {
 	return nil
 }
 
-// cleanup removes what a finished transaction no longer needs: its staging area and the files
-// selfupdate moved aside (the verified backup copies stay, for rollback).
+// cleanup removes what a finished transaction no longer needs: its staging area, the files
+// selfupdate moved aside, and every backup that no earlier build in the database refers to (the
+// backups rollback may still need stay).
 func (s *Store) cleanup(j *Journal) {
 	if j.Staging != "" {
 		os.RemoveAll(s.Root.Join(j.Staging))
@@ -468,6 +470,35 @@ func (s *Store) cleanup(j *Journal) {
 			os.Remove(s.Root.Join(f.OldSave))
 		}
 		os.Remove(newPath(s.Root.Join(f.Path)))
+	}
+	db := j.DB
+	if j.State != StateCommitted {
+		db = j.OldDB
+	}
+	if db != nil {
+		s.pruneBackups(db)
+	}
+}
+
+// pruneBackups removes the backup folders of transactions that no row of db refers to.
+func (s *Store) pruneBackups(db *DB) {
+	keep := map[string]bool{}
+	for _, f := range db.Files {
+		for _, p := range f.Previous {
+			// hotfix/backup/<tx>/<install path>
+			if parts := strings.SplitN(p.Backup, "/", 4); len(parts) == 4 {
+				keep[parts[2]] = true
+			}
+		}
+	}
+	ents, err := os.ReadDir(s.Root.Backups())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !keep[e.Name()] {
+			os.RemoveAll(filepath.Join(s.Root.Backups(), e.Name()))
+		}
 	}
 }
 

@@ -63,6 +63,9 @@ func TestApplyServicePackThenHotfixThenRollback(t *testing.T) {
 	if err != nil || Drifted(checks) != 0 || len(checks) != 2 {
 		t.Fatalf("verify root: %v %+v", err, checks)
 	}
+	if ents, _ := os.ReadDir(s.Root.Backups()); len(ents) != 1 {
+		t.Errorf("%d backup folders after one replacing apply, want 1", len(ents))
+	}
 
 	if _, err := s.Rollback(ctx, "msgtrack"); err != nil {
 		t.Fatalf("rollback: %v", err)
@@ -95,6 +98,10 @@ func TestApplyServicePackThenHotfixThenRollback(t *testing.T) {
 		t.Fatalf("after rollback of KB910618 msgtrack is %s", v)
 	}
 	checkConsistent(t, s.Root)
+	// Nothing earlier than the service pack build is left to restore, so no backup is kept.
+	if ents, _ := os.ReadDir(s.Root.Backups()); len(ents) != 0 {
+		t.Errorf("%d backup folders kept with nothing to roll back to", len(ents))
+	}
 
 	h, err := LoadHistory(s.Root)
 	if err != nil {
