@@ -4,9 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -728,5 +736,85 @@ func TestConfigFile(t *testing.T) {
 	cmd := exec.Command(relaydBin, "--root", root)
 	if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "bogus") {
 		t.Fatalf("unknown setting: exit %d %s", cmd.ProcessState.ExitCode(), out)
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key as PEM files.
+func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "relay.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
+func TestSTARTTLS(t *testing.T) {
+	sink := newSink(t, "127.0.0.1:0")
+	root := shortRoot(t)
+	cert, key := writeCert(t, root)
+	p := startRelay(t, root, sink.Addr(), "--tls-cert", cert, "--tls-key", key)
+	pc, err := smtp.Dial(p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Hello("tls.test"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := pc.Extension("STARTTLS"); !ok {
+		t.Fatal("STARTTLS not offered with a certificate configured")
+	}
+	pc.Close()
+	c, err := smtp.DialStartTLS(p.addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	defer c.Close()
+	if _, ok := c.TLSConnectionState(); !ok {
+		t.Fatal("no TLS after STARTTLS")
+	}
+	msg := smtpload.Message(9, 512)
+	if err := c.SendMail("tls@example.test", []string{"dst@sink.invalid"}, bytes.NewReader(msg)); err != nil {
+		t.Fatalf("send over TLS: %v", err)
+	}
+	if tally := waitDelivered(t, sink, map[int]string{9: ""}, 10*time.Second); tally.Lost != 0 {
+		t.Fatalf("%v", tally)
+	}
+
+	// Without a certificate STARTTLS is not offered.
+	plain := startRelay(t, shortRoot(t), sink.Addr())
+	c2, err := smtp.Dial(plain.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Hello("plain.test")
+	if ok, _ := c2.Extension("STARTTLS"); ok {
+		t.Fatal("STARTTLS offered without a certificate")
+	}
+	for _, ext := range []string{"PIPELINING", "8BITMIME", "SIZE"} {
+		if ok, _ := c2.Extension(ext); !ok {
+			t.Errorf("%s not offered", ext)
+		}
 	}
 }
