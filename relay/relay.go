@@ -54,7 +54,7 @@ func DefaultAllow() []netip.Prefix {
 type Config struct {
 	Root     layout.Root
 	Listen   string         // SMTP listen address (DefaultListen)
-	NextHop  string         // host:port every message is relayed to; no DNS lookups then
+	NextHop  string         // host:port every message is relayed to; no DNS lookups then (else MX)
 	Allow    []netip.Prefix // client networks allowed to relay (DefaultAllow)
 	Hostname string         // our name in greetings and headers (os.Hostname)
 
@@ -74,6 +74,11 @@ type Config struct {
 	DeliveryTimeout time.Duration
 	// DrainTimeout bounds how long a shutdown waits for open transactions (30 seconds).
 	DrainTimeout time.Duration
+
+	// Resolver finds the mail exchangers of recipient domains when there is no next hop
+	// (net.DefaultResolver); MXPort is their SMTP port (25).
+	Resolver courier.Resolver
+	MXPort   string
 
 	Recorder   track.Recorder // nil: track.Discard
 	Components []control.Component
@@ -295,9 +300,10 @@ func (r *Relay) worker(ctx context.Context) {
 		}
 		var results []queue.Result
 		if r.cfg.NextHop == "" {
-			results = make([]queue.Result, len(d.Recipients))
-			for i := range results {
-				results[i] = queue.Result{Temporary: true, Reply: "no next hop configured"}
+			rt := courier.Router{Resolver: r.cfg.Resolver, Port: r.cfg.MXPort, Helo: r.cfg.Hostname, Timeout: r.cfg.DeliveryTimeout}
+			res, partners := rt.Deliver(context.Background(), d.Sender, d.Recipients, d.Body, d.Body.Size())
+			for i, x := range res {
+				results = append(results, queue.Result{OK: x.OK, Temporary: x.Temporary, Reply: x.Reply, Partner: partners[i]})
 			}
 		} else {
 			// The delivery itself is not cancelled by a shutdown: a transaction already under

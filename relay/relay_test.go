@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"relayfix/internal/layout"
 	"relayfix/internal/smtpload"
@@ -195,5 +198,84 @@ func TestQueuedMessageHasPropertiesAndDefers(t *testing.T) {
 	}
 	if n := r.Flush(); n != 1 {
 		t.Fatalf("flush moved %d messages, want 1", n)
+	}
+}
+
+// fakeDNS answers MX and address lookups from tables, so that MX routing is tested without a
+// real resolver.
+type fakeDNS struct {
+	mx    map[string][]*net.MX
+	hosts map[string][]string
+}
+
+func notFound(name string) error {
+	return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func (f fakeDNS) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
+	if mx, ok := f.mx[name]; ok {
+		return mx, nil
+	}
+	return nil, notFound(name)
+}
+
+func (f fakeDNS) LookupHost(_ context.Context, name string) ([]string, error) {
+	if h, ok := f.hosts[name]; ok {
+		return h, nil
+	}
+	return nil, notFound(name)
+}
+
+func TestWithoutNextHopRoutesByMX(t *testing.T) {
+	sink, err := smtpload.NewSink("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	_, port, _ := net.SplitHostPort(sink.Addr())
+	dns := fakeDNS{mx: map[string][]*net.MX{
+		"mx.test": {{Host: "127.0.0.1.", Pref: 10}},
+		// The preferred exchanger is down; the second one takes the mail.
+		"backup.test": {{Host: "127.0.0.3.", Pref: 5}, {Host: "127.0.0.1.", Pref: 20}},
+	}}
+	rec := &events{}
+	r := startRelay(t, relay.Config{Resolver: dns, MXPort: port, Recorder: rec, RetryBase: time.Hour})
+	c, err := smtp.Dial(r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := smtpload.Message(42, 600)
+	if err := c.SendMail("s@mx.test", []string{"a@mx.test", "b@backup.test", "c@gone.test"}, bytes.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sink.Received(42) < 2 || sink.Others() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("sink got message 42 %d times (want 2) and %d bounces (want 1)", sink.Received(42), sink.Others())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var delivered, failed []string
+	rec.mu.Lock()
+	for _, ev := range rec.evs {
+		switch ev.ID {
+		case track.EventDelivered:
+			delivered = append(delivered, ev.Recipient+"@"+ev.Partner)
+		case track.EventFailed:
+			failed = append(failed, ev.Recipient+": "+ev.Reply)
+		}
+	}
+	rec.mu.Unlock()
+	if len(failed) != 1 || !strings.HasPrefix(failed[0], "c@gone.test: 550 5.1.2") {
+		t.Fatalf("failed events: %v", failed)
+	}
+	for _, d := range delivered {
+		if !strings.HasSuffix(d, "@127.0.0.1:"+port) {
+			t.Fatalf("delivered through %s", d)
+		}
+	}
+	if len(delivered) != 3 { // a@mx.test, b@backup.test, and the bounce to s@mx.test
+		t.Fatalf("delivered events: %v", delivered)
 	}
 }

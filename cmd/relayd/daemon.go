@@ -45,7 +45,7 @@ type daemonOptions struct {
 func (d *daemonOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&d.listen, "listen", relay.DefaultListen, "SMTP listen address")
-	f.StringVar(&d.nextHop, "next-hop", "", "relay all mail to this host:port (no DNS lookups)")
+	f.StringVar(&d.nextHop, "next-hop", "", "relay all mail to this host:port (no DNS lookups); without it mail goes to each recipient domain's MX")
 	f.StringSliceVar(&d.allow, "allow", []string{"127.0.0.0/8", "::1/128"}, "client networks allowed to relay, comma-separated CIDRs")
 	f.StringVar(&d.hostname, "hostname", "", "name in the greeting and Received: headers (default: the host name)")
 	f.Int64Var(&d.maxSize, "max-size", relay.DefaultMaxSize, "largest message accepted, bytes (SIZE)")

@@ -300,6 +300,7 @@ type Result struct {
 	OK        bool
 	Temporary bool   // for a failure: try again later
 	Reply     string // the next hop's reply, or why the attempt failed
+	Partner   string // the host that answered, when it is not the partner given to Done
 }
 
 // Done records the outcome of a delivery: results[i] belongs to d.Recipients[i]. partner is the
@@ -319,6 +320,10 @@ func (q *Queue) Done(d *Delivery, results []Result, partner string) {
 	tempReply := ""
 	for i, res := range results {
 		rcpt := d.Recipients[i]
+		partner := partner
+		if res.Partner != "" {
+			partner = res.Partner
+		}
 		switch {
 		case res.OK:
 			env.Done = append(env.Done, d.idx[i])
