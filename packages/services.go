@@ -102,7 +102,9 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 		}
 		// A relay that runs without the component, or with it switched off, starts it from the
 		// installed file when it is switched on: there is nothing to restart now.
-		st, err := s.Services.Status(ctx)
+		sctx, cancel := context.WithTimeout(ctx, s.healthTimeout())
+		st, err := s.Services.Status(sctx)
+		cancel()
 		if errors.Is(err, control.ErrNotRunning) {
 			out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd is not running"})
 			continue
@@ -116,7 +118,9 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 				continue
 			}
 		}
-		cs, err := s.Services.RestartComponent(ctx, name)
+		rctx, cancel := context.WithTimeout(ctx, s.healthTimeout())
+		cs, err := s.Services.RestartComponent(rctx, name)
+		cancel()
 		if errors.Is(err, control.ErrNotRunning) {
 			out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd is not running"})
 			continue
@@ -142,10 +146,7 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 // waitHealthy polls the relay until the component reports want (any version when want is empty)
 // and is healthy, or the health timeout passes.
 func (s *Store) waitHealthy(ctx context.Context, name, want string) (control.ComponentStatus, error) {
-	timeout := s.HealthTimeout
-	if timeout <= 0 {
-		timeout = 15 * time.Second
-	}
+	timeout := s.healthTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last control.ComponentStatus
@@ -170,4 +171,11 @@ func (s *Store) waitHealthy(ctx context.Context, name, want string) (control.Com
 		case <-tick.C:
 		}
 	}
+}
+
+func (s *Store) healthTimeout() time.Duration {
+	if s.HealthTimeout > 0 {
+		return s.HealthTimeout
+	}
+	return 15 * time.Second
 }

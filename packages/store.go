@@ -370,6 +370,13 @@ func (s *Store) execute(ctx context.Context, j *Journal) (*Result, error) {
 		return fail(err)
 	}
 	s.hook(string(StateBackedUp))
+	// An interrupt (Ctrl-C, SIGTERM) stops the transaction here at the latest, before any file
+	// changes; later it would leave a half-switched relay, so from here on it runs to the end or
+	// back.
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	ctx = context.WithoutCancel(ctx)
 
 	for i, f := range j.Files {
 		j.Swapping = i
@@ -505,6 +512,10 @@ func (s *Store) pruneBackups(db *DB) {
 // undo puts back the old build of every file the transaction may have touched and, if services
 // may have been restarted on the new one, restarts them on the old one.
 func (s *Store) undo(ctx context.Context, j *Journal, cause error) error {
+	// Undo runs even when the caller was interrupted: stopping half way back is the one outcome
+	// worse than either build.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*s.healthTimeout()+30*time.Second)
+	defer cancel()
 	wasRollingBack := j.State == StateRollingBack
 	touched := make([]bool, len(j.Files))
 	// Restart whenever a file may have changed: the relay restarts a crashed plugin from the

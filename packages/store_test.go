@@ -373,3 +373,37 @@ func TestSwitchedOffServiceIsNotRestarted(t *testing.T) {
 	}
 	checkConsistent(t, s.Root)
 }
+
+func TestInterrupt(t *testing.T) {
+	tests := []struct {
+		step string
+		want string // msgtrack afterwards
+	}{
+		{"staged", "6.5.7638.1"},    // before any file changed: stops and undoes
+		{"backed-up", "6.5.7638.1"}, // the last point to stop
+		{"swapping:0", "6.5.7651.45"},
+		{"restarting", "6.5.7651.45"}, // files changed: runs to the end
+	}
+	for _, tt := range tests {
+		t.Run(tt.step, func(t *testing.T) {
+			s, fr := newStore(t)
+			mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")))
+			fr.running = "6.5.7638.1"
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s.Hook = func(step string) {
+				if step == tt.step {
+					cancel()
+				}
+			}
+			_, _, err := s.Apply(ctx, opener(t, kb(t, "KB910618", "6.5.7651.45")), false)
+			if stopped := errors.Is(err, context.Canceled); stopped != (tt.want == "6.5.7638.1") {
+				t.Errorf("interrupted at %s: %v", tt.step, err)
+			}
+			if v := installedVersion(t, s.Root, "bin/msgtrack"); v != tt.want || fr.running != tt.want {
+				t.Errorf("interrupted at %s: msgtrack %s, relay runs %s, want %s", tt.step, v, fr.running, tt.want)
+			}
+			checkConsistent(t, s.Root)
+		})
+	}
+}
