@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +24,7 @@ import (
 const segmentLimit = 8 << 20
 
 // Journal is the host's durable event journal: append-only segment files named by the first seq
-// they hold, one JSON event per line. Append keeps the event in memory; Sync, which the host calls
+// they hold, one event per line (see codec.go). Append keeps the event in memory; Sync, which the host calls
 // every 20 ms, writes what was appended since the last Sync in one write and fsyncs it. Segments whose events the plugin
 // has all acknowledged are deleted by Trim. The newest segment is never deleted, so the next seq
 // is always known.
@@ -114,8 +113,8 @@ func scanSegment(path string) (good int64, last uint64, err error) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("read tracking journal %s: %w", path, err)
 		}
-		var ev track.Event
-		if json.Unmarshal(line, &ev) != nil {
+		ev, err := parseEvent(bytes.TrimSuffix(line, []byte{'\n'}))
+		if err != nil {
 			return good, last, nil
 		}
 		good += int64(len(line))
@@ -154,11 +153,7 @@ func (j *Journal) Append(ev track.Event) (uint64, error) {
 		return 0, fmt.Errorf("tracking journal is closed")
 	}
 	ev.Seq = j.next
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return 0, fmt.Errorf("encode tracking event: %w", err)
-	}
-	if j.size+int64(len(j.pend)+len(b)) >= segmentLimit {
+	if j.size+int64(len(j.pend)) >= segmentLimit {
 		if err := j.writeLocked(); err != nil {
 			return 0, err
 		}
@@ -166,7 +161,7 @@ func (j *Journal) Append(ev track.Event) (uint64, error) {
 			return 0, err
 		}
 	}
-	j.pend = append(append(j.pend, b...), '\n')
+	j.pend = appendEvent(j.pend, ev)
 	j.next++
 	if len(j.pend) >= pendLimit {
 		if err := j.writeLocked(); err != nil {
@@ -407,8 +402,8 @@ func (r *Reader) read(out *[]track.Event, limit int) (eof bool, err error) {
 			line = append(r.part, line...)
 			r.part = nil
 		}
-		var ev track.Event
-		if err := json.Unmarshal(bytes.TrimSpace(line), &ev); err != nil {
+		ev, err := parseEvent(bytes.TrimSuffix(line, []byte{'\n'}))
+		if err != nil {
 			return false, fmt.Errorf("tracking journal: corrupt event after seq %d: %w", r.from, err)
 		}
 		if ev.Seq < r.from {
