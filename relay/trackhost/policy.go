@@ -12,16 +12,13 @@ const (
 	ActionRollback = "rollback" // run `hotfix rollback msgtrack --root ROOT`
 )
 
-// Config is the `tracking` section of ROOT/relayd.json. Durations are in milliseconds.
+// Config configures the tracking component. relayd fills it from its --tracking and --track-*
+// flags, which ROOT/relayd.json can set under the same names, for instance
 //
-//	"tracking": {
-//	  "enabled": true,
-//	  "binary": "",                 // default ROOT/bin/msgtrack
-//	  "unverified": false,          // run a binary the installed-files database does not list
-//	  "restart": {"initial_ms": 100, "max_ms": 5000},
-//	  "escalation": {"after": 5, "window_ms": 60000, "action": "rollback",
-//	                 "program": "", "args": [], "hotfix": ""}   // hotfix default ROOT/bin/hotfix
-//	}
+//	{"track-escalate": "rollback", "track-escalate-after": 5, "track-escalate-window": "60s",
+//	 "track-restart-delay": "100ms", "track-restart-max": "5s"}
+//
+// Durations here are in milliseconds.
 type Config struct {
 	Enabled    bool          `json:"enabled"`
 	Binary     string        `json:"binary,omitempty"`
