@@ -530,9 +530,15 @@ func (h *Host) call(p *proc, fn func(trackrpc.Tracker) (trackrpc.Ack, error), ge
 	return true
 }
 
+// isConnErr reports whether a call failed because the connection to the plugin is gone (the
+// process died: net/rpc reports the call in flight as unexpected EOF, later ones as shut down),
+// rather than because the plugin answered with an error.
 func isConnErr(err error) bool {
-	return errors.Is(err, rpc.ErrShutdown) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		strings.Contains(err.Error(), "connection is shut down") || strings.Contains(err.Error(), "unexpected EOF")
+	var se rpc.ServerError
+	if errors.As(err, &se) {
+		return false
+	}
+	return errors.Is(err, rpc.ErrShutdown) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 func sleep(ctx context.Context, d time.Duration) {
