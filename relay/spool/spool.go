@@ -69,6 +69,9 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // ErrClosed is returned by operations on a closed spool.
 var ErrClosed = errors.New("spool closed")
 
+// ErrLocked is returned by Open when another process has the spool open.
+var ErrLocked = errors.New("spool is in use by another relayd")
+
 // Envelope is what the spool keeps of a message besides its body.
 type Envelope struct {
 	ID         string    `json:"id"`
@@ -136,6 +139,7 @@ type segment struct {
 
 // Spool is an open spool directory.
 type Spool struct {
+	lock        *os.File // holds the spool's flock while open
 	dir         string
 	log         *slog.Logger
 	segmentSize int64
@@ -164,7 +168,17 @@ func Open(dir string, opts Options) (*Spool, []Message, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
+	// One relay per spool: a second one would write segments the first does not know about.
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open spool %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, nil, fmt.Errorf("open spool %s: %w (%v)", dir, ErrLocked, err)
+	}
 	s := &Spool{
+		lock:        lock,
 		dir:         dir,
 		log:         opts.Logger,
 		segmentSize: opts.SegmentSize,
@@ -183,10 +197,12 @@ func Open(dir string, opts Options) (*Spool, []Message, error) {
 	msgs, last, err := s.recover()
 	if err != nil {
 		s.closeFiles()
+		lock.Close()
 		return nil, nil, err
 	}
 	if err := s.rotate(last + 1); err != nil {
 		s.closeFiles()
+		lock.Close()
 		return nil, nil, err
 	}
 	s.gc()
@@ -657,6 +673,7 @@ func (s *Spool) Close() error {
 		close(s.quit)
 		<-s.stopped
 		s.closeFiles()
+		s.lock.Close()
 	})
 	return nil
 }

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -230,10 +231,11 @@ func TestConcurrentPutsShareCommits(t *testing.T) {
 		}
 	}
 	s.Close()
-	_, msgs, err := Open(dir, Options{})
+	s, msgs, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	if len(msgs) != n {
 		t.Fatalf("reopened %d messages, want %d", len(msgs), n)
 	}
@@ -249,4 +251,21 @@ func TestClosedSpoolRefuses(t *testing.T) {
 	if err == nil {
 		t.Fatal("put on a closed spool succeeded")
 	}
+}
+
+func TestSecondOpenIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	s.Close()
+	s, _, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s.Close()
 }
