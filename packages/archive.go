@@ -3,12 +3,9 @@ package packages
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,7 +15,6 @@ import (
 	"aead.dev/minisign"
 	"github.com/klauspost/compress/zstd"
 
-	"relayfix/internal/safefile"
 	"relayfix/manifest"
 	"relayfix/verifier"
 )
@@ -147,7 +143,7 @@ func Open(ctx context.Context, path string, opts OpenOptions) (*Opened, error) {
 	if fi.Size() > lim.MaxPackage {
 		return nil, fmt.Errorf("open package %s: %d bytes is over the %d-byte limit", path, fi.Size(), lim.MaxPackage)
 	}
-	o, err := read(ctx, io.LimitReader(f, lim.MaxPackage+1), opts, lim)
+	o, err := readPackage(ctx, io.LimitReader(f, lim.MaxPackage+1), opts, lim)
 	if err != nil {
 		return nil, fmt.Errorf("package %s: %w", path, err)
 	}
@@ -157,10 +153,10 @@ func Open(ctx context.Context, path string, opts OpenOptions) (*Opened, error) {
 // OpenReader is Open for a package that is not a file, such as one arriving over the network.
 func OpenReader(ctx context.Context, r io.Reader, opts OpenOptions) (*Opened, error) {
 	lim := opts.Limits.orDefault()
-	return read(ctx, &cappedReader{r: r, left: lim.MaxPackage, what: "package"}, opts, lim)
+	return readPackage(ctx, &cappedReader{r: r, left: lim.MaxPackage, what: "package"}, opts, lim)
 }
 
-func read(ctx context.Context, r io.Reader, opts OpenOptions, lim Limits) (o *Opened, err error) {
+func readPackage(ctx context.Context, r io.Reader, opts OpenOptions, lim Limits) (o *Opened, err error) {
 	dec, err := zstd.NewReader(r,
 		// Two goroutines let decompression of the next block overlap the hashing of this one.
 		zstd.WithDecoderConcurrency(2),
@@ -438,62 +434,6 @@ func checkTrailer(r io.Reader) error {
 	}
 }
 
-// VerifySignature checks sig, a minisign signature, over the manifest bytes mb against each of
-// keys, and returns the id of the key that verified it and the signature's trusted comment. It
-// accepts both of minisign's signature algorithms (legacy Ed25519 and the default pre-hashed one).
-func VerifySignature(mb, sig []byte, keys []minisign.PublicKey) (keyID uint64, trustedComment string, err error) {
-	var s minisign.Signature
-	if err := s.UnmarshalText(sig); err != nil {
-		return 0, "", fmt.Errorf("%s: %w", EntrySignature, err)
-	}
-	if len(keys) == 0 {
-		return 0, "", fmt.Errorf("%s: no trusted keys to verify with", EntrySignature)
-	}
-	ids := make([]string, len(keys))
-	for i, k := range keys {
-		if minisign.Verify(k, mb, sig) {
-			return k.ID(), s.TrustedComment, nil
-		}
-		ids[i] = verifier.KeyID(k.ID())
-	}
-	for _, k := range keys {
-		if k.ID() == s.KeyID {
-			return 0, "", fmt.Errorf("%s: signature check failed: %s does not match its signature by key %s (edited after signing?)", EntrySignature, EntryManifest, verifier.KeyID(s.KeyID))
-		}
-	}
-	return 0, "", fmt.Errorf("%s: signature check failed: %s is signed by key %s, which is not trusted (trusted: %s)", EntrySignature, EntryManifest, verifier.KeyID(s.KeyID), strings.Join(ids, ", "))
-}
-
-// Fields of the trusted comment hotfix pack writes, e.g.
-// "relayfix-package id:KB910618 manifest-sha256:ab12… timestamp:1139888160". A signature made
-// with the minisign tool carries minisign's own comment instead, and is checked on its own.
-const (
-	commentID     = "id:"
-	commentSHA256 = "manifest-sha256:"
-)
-
-func trustedComment(m *manifest.Manifest, mb []byte, now time.Time) string {
-	sum := sha256.Sum256(mb)
-	return fmt.Sprintf("relayfix-package %s%s %s%s timestamp:%d", commentID, m.ID, commentSHA256, hex.EncodeToString(sum[:]), now.Unix())
-}
-
-// checkTrustedComment checks the package id and manifest hash named in the trusted comment, when
-// it names them, so a signature cannot be carried over to a different manifest unnoticed.
-func checkTrustedComment(c string, m *manifest.Manifest, mb []byte) error {
-	for _, field := range strings.Fields(c) {
-		if id, ok := strings.CutPrefix(field, commentID); ok && id != m.ID {
-			return fmt.Errorf("%s: trusted comment names package %s, manifest is %s", EntrySignature, id, m.ID)
-		}
-		if h, ok := strings.CutPrefix(field, commentSHA256); ok {
-			sum := sha256.Sum256(mb)
-			if got := hex.EncodeToString(sum[:]); h != got {
-				return fmt.Errorf("%s: trusted comment says manifest sha256 %s, manifest has %s", EntrySignature, h, got)
-			}
-		}
-	}
-	return nil
-}
-
 // cappedReader fails a read that would go past its budget, rather than returning EOF, so that a
 // stream that runs long is an error and not a silent truncation.
 type cappedReader struct {
@@ -531,116 +471,4 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-// stager extracts verified payload files below dir and can take all of them back.
-type stager struct {
-	dir    string
-	staged map[string]string // install path -> staged file
-	temps  []string          // temporary files not yet renamed
-	dirs   []string          // directories created, parents first
-}
-
-// extract streams the entry's bytes through a digester and, when staging, into a temporary
-// file. The file is synced and renamed to its staged name only if every check passed.
-func (s *stager) extract(r io.Reader, hdr *tar.Header, row manifest.File, buf []byte) (verifier.FileReport, error) {
-	d := verifier.NewDigester()
-	if s.dir == "" {
-		if _, err := io.CopyBuffer(d, r, buf); err != nil {
-			return verifier.FileReport{}, err
-		}
-		return d.Digest(hdr.ModTime).Compare(row), nil
-	}
-	final := filepath.Join(s.dir, filepath.FromSlash(row.Path))
-	if err := s.mkdirAll(filepath.Dir(final)); err != nil {
-		return verifier.FileReport{}, err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
-	if err != nil {
-		return verifier.FileReport{}, fmt.Errorf("stage: %w", err)
-	}
-	s.temps = append(s.temps, tmp.Name())
-	_, err = io.CopyBuffer(io.MultiWriter(d, tmp), r, buf)
-	if err != nil {
-		tmp.Close()
-		return verifier.FileReport{}, err
-	}
-	rep := d.Digest(hdr.ModTime).Compare(row)
-	if !rep.OK() {
-		tmp.Close()
-		return rep, nil
-	}
-	mode := fs.FileMode(row.Mode) & fs.ModePerm
-	if mode == 0 {
-		mode = 0o755
-	}
-	err = errors.Join(tmp.Chmod(mode), tmp.Sync(), tmp.Close())
-	if err == nil {
-		err = os.Chtimes(tmp.Name(), row.Date, row.Date)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), final)
-	}
-	if err != nil {
-		return verifier.FileReport{}, fmt.Errorf("stage: %w", err)
-	}
-	s.temps = s.temps[:len(s.temps)-1]
-	if s.staged == nil {
-		s.staged = make(map[string]string)
-	}
-	s.staged[row.Path] = final
-	return rep, nil
-}
-
-// mkdirAll creates dir and its missing parents, remembering each one it created.
-func (s *stager) mkdirAll(dir string) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("stage: %w", err)
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil {
-			return fmt.Errorf("stage: %w", err)
-		}
-		s.dirs = append(s.dirs, missing[i])
-	}
-	return nil
-}
-
-// commit makes the staged files' names durable.
-func (s *stager) commit() error {
-	synced := map[string]bool{}
-	for _, f := range s.staged {
-		d := filepath.Dir(f)
-		if synced[d] {
-			continue
-		}
-		synced[d] = true
-		if err := safefile.SyncDir(d); err != nil {
-			return fmt.Errorf("stage: %w", err)
-		}
-	}
-	return nil
-}
-
-// undo removes every file and directory the stager created.
-func (s *stager) undo() {
-	for _, t := range s.temps {
-		os.Remove(t)
-	}
-	for _, f := range s.staged {
-		os.Remove(f)
-	}
-	for i := len(s.dirs) - 1; i >= 0; i-- {
-		os.Remove(s.dirs[i])
-	}
-	s.temps, s.staged, s.dirs = nil, nil, nil
 }

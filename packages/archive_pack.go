@@ -2,7 +2,6 @@ package packages
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -112,14 +111,6 @@ func Pack(ctx context.Context, w io.Writer, tmpl *manifest.Manifest, payload map
 		return nil, fmt.Errorf("pack %s: %w", m.ID, err)
 	}
 	return m, nil
-}
-
-// Sign signs the manifest bytes mb the way Pack does.
-func Sign(key minisign.PrivateKey, m *manifest.Manifest, mb []byte, now time.Time) []byte {
-	r := minisign.NewReader(bytes.NewReader(mb))
-	io.Copy(io.Discard, r) // reading a bytes.Reader cannot fail
-	untrusted := "signature from relayfix secret key " + verifier.KeyID(key.ID())
-	return r.SignWithComments(key, trustedComment(m, mb, now), untrusted)
 }
 
 // PackSigned writes a package from a finished manifest and a signature made elsewhere, for
