@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// StampedTestBinary gives the external examples the stamped test binary.
+func StampedTestBinary() string { return stampedBin }
+
 // fileDate is the date the fixture's files carry, the KB 910618 fix's own.
 var fileDate = time.Date(2006, 2, 14, 3, 36, 0, 0, time.UTC)
 
