@@ -284,8 +284,10 @@ func (s *Spool) scan(seg *segment, live map[string]*Message, order *[]string) er
 			break
 		}
 		payload := make([]byte, n)
-		if _, err := r.ReadAt(payload, off+headerLen); err != nil {
-			return fmt.Errorf("read segment %s at %d: %w", seg.f.Name(), off, err)
+		if n > 0 {
+			if _, err := r.ReadAt(payload, off+headerLen); err != nil {
+				return fmt.Errorf("read segment %s at %d: %w", seg.f.Name(), off, err)
+			}
 		}
 		if crc32.Checksum(payload, crcTable) != sum {
 			break
