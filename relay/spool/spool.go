@@ -153,6 +153,7 @@ type Spool struct {
 	order    []uint64            // segment numbers on disk, oldest first
 	refs     map[string][]uint64 // live message -> segments holding its records
 	cur      *segment            // owned by the committer; read under mu
+	broken   bool                // the current segment took a failed write; owned by the committer
 	stopOnce sync.Once
 }
 
@@ -554,13 +555,17 @@ func (s *Spool) sync() {
 
 func (s *Spool) writeBatch(batch []*request, buf *[]byte, sync bool) error {
 	cur := s.cur
-	if cur.size >= s.segmentSize {
+	if cur.size >= s.segmentSize || s.broken {
 		// Records in the old segment that nobody waited for become durable before it is left.
 		syscall.Fdatasync(cur.fd)
 		if err := s.rotate(cur.seq + 1); err != nil {
 			s.log.Error("spool: cannot start a new segment", "err", err)
+			if s.broken {
+				return fmt.Errorf("write spool: %w", err)
+			}
 		} else {
 			cur = s.cur
+			s.broken = false
 		}
 	}
 	b := (*buf)[:0]
@@ -573,16 +578,21 @@ func (s *Spool) writeBatch(batch []*request, buf *[]byte, sync bool) error {
 	}
 	*buf = b
 	if _, err := cur.f.Write(b); err != nil {
-		// A partial write leaves a torn record that a restart skips; the segment is
-		// abandoned so later records never follow it.
+		// A partial write (disk full) is cut off again, so that nothing written later sits
+		// behind a torn record, where a restart would not read it. If it cannot be cut off,
+		// the segment is abandoned.
 		s.log.Error("spool: write failed", "segment", cur.f.Name(), "err", err)
-		if rerr := s.rotate(cur.seq + 1); rerr != nil {
-			s.log.Error("spool: cannot start a new segment", "err", rerr)
+		if terr := cur.f.Truncate(cur.size); terr != nil {
+			s.broken = true
 		}
 		return fmt.Errorf("write spool: %w", err)
 	}
 	if sync {
 		if err := syscall.Fdatasync(cur.fd); err != nil {
+			// After a failed fsync the kernel may have dropped the pages: nothing more is
+			// trusted to this segment.
+			s.log.Error("spool: sync failed", "segment", cur.f.Name(), "err", err)
+			s.broken = true
 			return fmt.Errorf("sync spool: %w", err)
 		}
 	}
