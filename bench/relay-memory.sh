@@ -34,3 +34,16 @@ hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
 spool=$(du -sm "$W/root/spool" | cut -f1)
 awk -v n="$N" -v a="$t0" -v b="$t1" -v d="$depth" -v r="$rss" -v h="$hwm" -v s="$spool" 'BEGIN {
   printf "messages=%d queued=%d ingest=%.0f msgs/s rss=%.1f MB peak_rss=%.1f MB spool=%d MB\n", n, d, n / (b - a), r / 1024, h / 1024, s }'
+# A crash with the whole queue on disk: kill -9, restart, and time the spool read-back.
+kill -9 "$PID"; wait "$PID" 2>/dev/null || true
+t0=$EPOCHREALTIME
+"$W/relayd" --root "$W/root" --listen "127.0.0.1:$PORT" --next-hop "127.0.0.1:$DOWN" \
+  --tracking=false --log-level warn --retry-base 10m 2>>"$W/relayd.log" &
+PID=$!
+for ((i = 0; i < 1200; i++)); do ss -Hltn "sport = :$PORT" | grep -q . && break; sleep 0.05; done
+t1=$EPOCHREALTIME
+depth=$("$W/relayd" ctl status --json --root "$W/root" | sed -n 's/.*"queue_depth": \([0-9]*\).*/\1/p')
+rss=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
+awk -v a="$t0" -v b="$t1" -v d="$depth" -v r="$rss" -v h="$hwm" 'BEGIN {
+  printf "after kill -9: read back %d messages in %.1f s, rss=%.1f MB peak_rss=%.1f MB\n", d, b - a, r / 1024, h / 1024 }'

@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -142,6 +143,7 @@ func New(cfg Config) (*Relay, error) {
 	if len(msgs) > 0 {
 		cfg.Logger.Info("spool read back", "messages", len(msgs))
 	}
+
 	q := queue.New(queue.Config{
 		Spool:     sp,
 		Recorder:  cfg.Recorder,
@@ -151,6 +153,12 @@ func New(cfg Config) (*Relay, error) {
 		Hostname:  cfg.Hostname,
 		Logger:    cfg.Logger,
 	}, msgs)
+	if len(msgs) > 0 {
+		// Reading a big spool back leaves garbage the size of its envelopes; give it back now
+		// rather than carry it as resident memory.
+		msgs = nil
+		debug.FreeOSMemory()
+	}
 	var tlsConf *tls.Config
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)

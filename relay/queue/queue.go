@@ -118,7 +118,7 @@ func New(cfg Config, recovered []spool.Message) *Queue {
 	now := time.Now()
 	for _, r := range recovered {
 		m := &msg{env: r.Envelope, body: r.Body, heapIdx: -1}
-		intern(&m.env)
+		m.env.Intern()
 		if v, err := strconv.ParseUint(strings.ToLower(m.env.ID), 36, 64); err == nil && v > q.lastID {
 			q.lastID = v
 		}
@@ -188,17 +188,6 @@ func props(env *spool.Envelope) *track.Properties {
 	}
 }
 
-// intern makes the envelope share the strings that repeat from message to message (client,
-// server, sender, recipients), so that a queue of many similar messages costs little memory.
-func intern(env *spool.Envelope) {
-	for _, p := range []*string{&env.Sender, &env.ClientIP, &env.ClientName, &env.Helo, &env.Server, &env.LastError} {
-		*p = unique.Make(*p).Value()
-	}
-	for i, r := range env.Recipients {
-		env.Recipients[i] = unique.Make(r).Value()
-	}
-}
-
 // Accept stores a new message durably and queues it for delivery. When it returns nil the
 // message is on disk and may be acknowledged.
 func (q *Queue) Accept(ctx context.Context, env *spool.Envelope, header, body []byte) error {
@@ -207,7 +196,7 @@ func (q *Queue) Accept(ctx context.Context, env *spool.Envelope, header, body []
 		return err
 	}
 	m := &msg{env: *env, body: b, heapIdx: -1}
-	intern(&m.env)
+	m.env.Intern()
 	p := props(env)
 	q.mu.Lock()
 	q.msgs[env.ID] = m // readable by Properties from here on, not yet deliverable

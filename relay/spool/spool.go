@@ -39,6 +39,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unique"
 
 	"relayfix/internal/safefile"
 )
@@ -249,7 +250,7 @@ func (s *Spool) recover() ([]Message, uint64, error) {
 			return nil, 0, err
 		}
 	}
-	var msgs []Message
+	msgs := make([]Message, 0, len(live))
 	for _, id := range order {
 		m, ok := live[id]
 		if !ok {
@@ -257,6 +258,7 @@ func (s *Spool) recover() ([]Message, uint64, error) {
 		}
 		delete(live, id) // an id appears once in order, but guard against repeats
 		msgs = append(msgs, *m)
+		*m = Message{} // let the copy be the only one
 		for _, seq := range s.refs[id] {
 			s.segs[seq].live++
 		}
@@ -274,6 +276,7 @@ func (s *Spool) scan(seg *segment, live map[string]*Message, order *[]string) er
 	r := io.NewSectionReader(seg.f, 0, end)
 	var hdr [headerLen]byte
 	var off int64
+	var buf []byte
 	for off+headerLen <= end {
 		if _, err := r.ReadAt(hdr[:], off); err != nil {
 			return fmt.Errorf("read segment %s at %d: %w", seg.f.Name(), off, err)
@@ -284,7 +287,12 @@ func (s *Spool) scan(seg *segment, live map[string]*Message, order *[]string) er
 		if binary.BigEndian.Uint32(hdr[0:4]) != magic || n > maxRecord || off+headerLen+n > end {
 			break
 		}
-		payload := make([]byte, n)
+		// One buffer serves every record: the envelope is decoded out of it, the body is
+		// only checked, so reading back a large spool does not allocate a body per message.
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		payload := buf[:n]
 		if n > 0 {
 			if _, err := r.ReadAt(payload, off+headerLen); err != nil {
 				return fmt.Errorf("read segment %s at %d: %w", seg.f.Name(), off, err)
@@ -322,6 +330,7 @@ func (s *Spool) apply(seg *segment, typ byte, payload []byte, payloadOff int64, 
 		if env.ID == "" {
 			return errors.New("message record without id")
 		}
+		env.Intern()
 		bodyOff := payloadOff + 4 + int64(n)
 		body := Body{Segment: seg.seq, Offset: bodyOff, Length: int64(len(payload) - 4 - n)}
 		if m := live[env.ID]; m != nil {
@@ -353,6 +362,18 @@ func (s *Spool) apply(seg *segment, typ byte, payload []byte, payloadOff int64, 
 		return fmt.Errorf("unknown record type %d", typ)
 	}
 	return nil
+}
+
+// Intern makes the envelope share the strings that repeat from message to message (client,
+// server, sender, recipients), so that a queue of many similar messages, read back or
+// received, does not hold a copy of each per message.
+func (env *Envelope) Intern() {
+	for _, p := range []*string{&env.Sender, &env.ClientIP, &env.ClientName, &env.Helo, &env.Server, &env.LastError} {
+		*p = unique.Make(*p).Value()
+	}
+	for i, r := range env.Recipients {
+		env.Recipients[i] = unique.Make(r).Value()
+	}
 }
 
 // rotate starts segment seq as the current one. Only the committer (or Open, before it) calls it.
