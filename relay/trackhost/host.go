@@ -120,8 +120,9 @@ type Host struct {
 	lastExit   string
 	lastSeen   control.ComponentStatus // the last serving process, for status while none serves
 
-	wg  sync.WaitGroup
-	rnd *rand.Rand
+	sums sumCache
+	wg   sync.WaitGroup
+	rnd  *rand.Rand
 }
 
 type sourceBox struct{ src track.MessageSource }
@@ -586,24 +587,54 @@ func (h *Host) escalate(ctx context.Context, d Decision, reason string) {
 	}()
 }
 
+// sumCache remembers the checksum of the plugin binary for as long as the file is the same file
+// (device, inode, size, modification and change times): a crash-looping plugin is restarted
+// often, and hashing an 18 MB binary each time cost the relay more than the restarts themselves.
+// go-plugin's SecureConfig still hashes the file at each start, right before it runs it.
+type sumCache struct {
+	mu  sync.Mutex
+	key fileKey
+	sum string
+}
+
+type fileKey struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+}
+
 // checksum returns the hex SHA-256 of the file at path.
-func checksum(path string) (string, error) {
+func (c *sumCache) checksum(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	key, ok := identify(f)
+	c.mu.Lock()
+	if ok && key == c.key && c.sum != "" {
+		sum := c.sum
+		c.mu.Unlock()
+		return sum, nil
+	}
+	c.mu.Unlock()
 	hs := sha256.New()
 	if _, err := io.Copy(hs, f); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(hs.Sum(nil)), nil
+	sum := hex.EncodeToString(hs.Sum(nil))
+	if ok {
+		c.mu.Lock()
+		c.key, c.sum = key, sum
+		c.mu.Unlock()
+	}
+	return sum, nil
 }
 
 // verify checks the binary against the installed-files database and returns the checksum
 // go-plugin should check again (nil when running unverified) and a note for the status.
 func (h *Host) verify() (want []byte, note string, err error) {
-	have, err := checksum(h.binary)
+	have, err := h.sums.checksum(h.binary)
 	if err != nil {
 		return nil, "", fmt.Errorf("plugin binary: %w", err)
 	}
