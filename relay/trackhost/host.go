@@ -3,7 +3,8 @@
 //
 // The relay never waits on the plugin. Record appends the event, with its properties, to a durable
 // journal (ROOT/spool/tracking/*.jnl) and returns. A background flusher writes the events
-// appended since its last round to the journal in one write and fsyncs them, every 20 ms: that is
+// appended since its last round to the journal in one write and fsyncs them, every 50 ms (or once
+// 1 MiB waits): that is
 // the window in which a crash of relayd or of the machine can lose tracking events (never mail,
 // which the spool holds). A sender goroutine reads the journal in seq order and hands the events
 // to the plugin in batches of up to 256, so the plugin writes and fsyncs per batch rather than
@@ -69,7 +70,7 @@ const ComponentName = "tracking"
 const DBPath = "bin/msgtrack"
 
 const (
-	flushEvery  = 20 * time.Millisecond // journal write and fsync window
+	flushEvery  = 50 * time.Millisecond // journal write and fsync window
 	maxInFlight = 4096
 )
 

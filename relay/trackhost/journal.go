@@ -24,10 +24,11 @@ import (
 const segmentLimit = 8 << 20
 
 // Journal is the host's durable event journal: append-only segment files named by the first seq
-// they hold, one event per line (see codec.go). Append keeps the event in memory; Sync, which the host calls
-// every 20 ms, writes what was appended since the last Sync in one write and fsyncs it. Segments whose events the plugin
-// has all acknowledged are deleted by Trim. The newest segment is never deleted, so the next seq
-// is always known.
+// they hold, one event per line (see codec.go). Append keeps the event in memory; Sync, which the
+// host calls every 50 ms (Append itself writes once 1 MiB is waiting), writes what was appended
+// since the last Sync in one write and fsyncs it. Segments whose events the plugin has all
+// acknowledged are deleted by Trim. The newest segment is never deleted, so the next seq is always
+// known.
 type Journal struct {
 	dir string
 
