@@ -2,15 +2,15 @@
 // track.Recorder and the "tracking" control.Component.
 //
 // The relay never waits on the plugin. Record appends the event, with its properties, to a durable
-// journal (ROOT/spool/tracking/*.jnl) and returns. A background flusher writes the events
-// appended since its last round to the journal in one write and fsyncs them, every 50 ms (or once
-// 1 MiB waits): that is the window in which a crash of relayd or of the machine can lose tracking
-// events (never mail, which the spool holds). A sender goroutine reads the journal in seq order and hands the events
-// to the plugin in batches of up to 256, so the plugin writes and fsyncs per batch rather than
-// per event; the plugin acknowledges the highest seq it has written and fsynced to the tracking
-// log, and segments that hold only acknowledged events are deleted. The journal, not memory,
-// holds what the plugin has not taken: while the plugin is down events pile up on disk, at most
-// 1 MiB of them waits in memory for the next flush, and the sender keeps at most 4,096
+// journal (ROOT/spool/tracking/*.jnl) and returns. A background flusher writes the events appended
+// since its last round to the journal in one write and fsyncs them, every 50 ms (or once 1 MiB
+// waits): that is the window in which a crash of relayd or of the machine can lose tracking events
+// (never mail, which the spool holds). A sender goroutine reads the journal in seq order and hands
+// the events to the plugin in batches of up to 256, so the plugin writes and fsyncs per batch
+// rather than per event; the plugin acknowledges the highest seq it has written and fsynced to the
+// tracking log, and segments that hold only acknowledged events are deleted. The journal, not
+// memory, holds what the plugin has not taken: while the plugin is down events pile up on disk, at
+// most 1 MiB of them waits in memory for the next flush, and the sender keeps at most 4,096
 // unacknowledged events in flight.
 //
 // A supervisor starts the plugin with hashicorp/go-plugin, after checking its SHA-256 against the
