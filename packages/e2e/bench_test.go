@@ -24,7 +24,7 @@ func BenchmarkLiveApply(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer sink.Close()
+	b.Cleanup(func() { sink.Close() }) // registered first, so it runs after relayd has stopped
 	r := startRelayd(b, root, sink.Addr())
 	l := startLoad(r.addr, 100, 1000000)
 	var runs []time.Duration

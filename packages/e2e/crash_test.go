@@ -73,7 +73,7 @@ func TestKillLiveApplyAtEveryStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Close()
+	t.Cleanup(func() { sink.Close() }) // registered first, so it runs after relayd has stopped
 	r := startRelayd(t, root, sink.Addr())
 	r.waitTracking(t, "6.5.7638.1")
 	// A modest rate: the service pack build crashes under heavy load (the KB 910618 defect), and

@@ -214,7 +214,7 @@ func TestLiveApplyAndRollbackUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Close()
+	t.Cleanup(func() { sink.Close() }) // registered first, so it runs after relayd has stopped
 	r := startRelayd(t, root, sink.Addr())
 	r.waitTracking(t, "6.5.7638.1")
 
@@ -261,7 +261,7 @@ func TestBuildThatFailsItsHealthCheckIsRolledBackLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Close()
+	t.Cleanup(func() { sink.Close() }) // registered first, so it runs after relayd has stopped
 	r := startRelayd(t, root, sink.Addr())
 	mustHotfix(t, root, "apply", e.kb)
 	r.waitTracking(t, "6.5.7651.45")
