@@ -269,7 +269,6 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.log.Info("shutting down", "reason", "shutdown request")
 	case err := <-smtpErr:
 		runErr = fmt.Errorf("relay: smtp server: %w", err)
-		smtpErr <- nil
 	}
 
 	dctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
