@@ -43,3 +43,7 @@ packages: build
 	$(BIN)/hotfix pack --manifest packaging/KB910618.json --key $(DIST)/demo.key \
 		--file bin/msgtrack=$(BIN)/kb910618/msgtrack \
 		--date 2006-02-14T03:36:00Z -o $(DIST)/KB910618.hfx
+
+# Every benchmark, and bench/REPORT.md with bench/hotfix-live.png.
+bench: build
+	bash bench/run.sh
