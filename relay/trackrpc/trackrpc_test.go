@@ -1,0 +1,110 @@
+package trackrpc
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"relayfix/relay/track"
+)
+
+// fakeTracker records what reaches the plugin side and, over protocol 1, reads properties back.
+type fakeTracker struct {
+	mu     sync.Mutex
+	got    []track.Event
+	src    track.MessageSource
+	looked map[string]error
+}
+
+func (f *fakeTracker) Version() (string, error) { return "6.5.7651.45", nil }
+func (f *fakeTracker) Health() error            { return nil }
+func (f *fakeTracker) SetSource(src track.MessageSource) {
+	f.mu.Lock()
+	f.src = src
+	f.mu.Unlock()
+}
+
+func (f *fakeTracker) Track(evs []track.Event) (Ack, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, evs...)
+	if f.src != nil {
+		for _, ev := range evs {
+			_, err := f.src.Properties(context.Background(), ev.QueueID)
+			f.looked[ev.QueueID] = err
+		}
+	}
+	return Ack{Synced: evs[len(evs)-1].Seq}, nil
+}
+
+func (f *fakeTracker) Sync() (Ack, error) { return Ack{}, nil }
+
+type mapSource map[string]track.Properties
+
+func (m mapSource) Properties(_ context.Context, id string) (track.Properties, error) {
+	p, ok := m[id]
+	if !ok {
+		return track.Properties{}, track.ErrNoMessage
+	}
+	return p, nil
+}
+
+func TestProtocols(t *testing.T) {
+	props := &track.Properties{QueueID: "HERE", Sender: "a@x", Recipients: []string{"b@y"}}
+	src := mapSource{"HERE": *props}
+	evs := []track.Event{
+		{Seq: 7, Time: time.Unix(1, 0).UTC(), ID: track.EventQueued, QueueID: "HERE", Props: props},
+		{Seq: 8, Time: time.Unix(2, 0).UTC(), ID: track.EventDelivered, QueueID: "GONE", Recipient: "b@y", Props: props},
+	}
+	for _, protocol := range []int{1, 2} {
+		t.Run(map[int]string{1: "handles", 2: "snapshots"}[protocol], func(t *testing.T) {
+			impl := &fakeTracker{looked: make(map[string]error)}
+			ps := map[string]plugin.Plugin{PluginName: &Plugin{Protocol: protocol, Impl: impl, Source: src}}
+			client, _ := plugin.TestPluginRPCConn(t, ps, nil)
+			defer client.Close()
+			raw, err := client.Dispense(PluginName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := raw.(Tracker)
+			if v, err := tr.Version(); err != nil || v != "6.5.7651.45" {
+				t.Fatalf("Version() = %q, %v", v, err)
+			}
+			ack, err := tr.Track(evs)
+			if err != nil || ack.Synced != 8 {
+				t.Fatalf("Track: ack %+v, %v", ack, err)
+			}
+			for i, ev := range impl.got {
+				if ev.Seq != evs[i].Seq || ev.QueueID != evs[i].QueueID || !ev.Time.Equal(evs[i].Time) {
+					t.Errorf("event %d arrived as %+v", i, ev)
+				}
+				if (ev.Props != nil) != (protocol == 2) {
+					t.Errorf("protocol %d: event %d props %v", protocol, i, ev.Props)
+				}
+			}
+			if protocol == 1 {
+				// The plugin read the properties back over the broker; a removed message is
+				// ErrNoMessage on the plugin's side too, not an error string.
+				if err := impl.looked["HERE"]; err != nil {
+					t.Errorf("lookup of a queued message: %v", err)
+				}
+				if err := impl.looked["GONE"]; !errors.Is(err, track.ErrNoMessage) {
+					t.Errorf("lookup of a removed message: %v, want ErrNoMessage", err)
+				}
+			} else if len(impl.looked) != 0 {
+				t.Errorf("protocol 2 called back: %v", impl.looked)
+			}
+		})
+	}
+}
+
+func TestSetsOffersProtocols(t *testing.T) {
+	sets := Sets(nil, nil, 1, 2)
+	if len(sets) != 2 || sets[1][PluginName].(*Plugin).Protocol != 1 || sets[2][PluginName].(*Plugin).Protocol != 2 {
+		t.Fatalf("Sets: %+v", sets)
+	}
+}
