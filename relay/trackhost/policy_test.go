@@ -1,6 +1,7 @@
 package trackhost
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,26 @@ func TestEscalationValidate(t *testing.T) {
 		if err := tt.e.Validate(); (err == nil) != tt.ok {
 			t.Errorf("Validate(%+v) = %v", tt.e, err)
 		}
+	}
+}
+
+func TestSlogWriterKeepsLevels(t *testing.T) {
+	var b strings.Builder
+	w := slogWriter{slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	w.Write([]byte(`{"@level":"warn","@message":"message properties unavailable","@module":"msgtrack","queue_id":"Q1","timestamp":"x"}` + "\n"))
+	w.Write([]byte(`{"@level":"error","@message":"panic: boom"}` + "\n"))
+	w.Write([]byte("not json\n"))
+	out := b.String()
+	for _, want := range []string{
+		`level=WARN msg="message properties unavailable" @module=msgtrack queue_id=Q1`,
+		`level=ERROR msg="panic: boom"`,
+		`level=INFO msg="not json"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "timestamp=") {
+		t.Errorf("plugin timestamp repeated:\n%s", out)
 	}
 }
