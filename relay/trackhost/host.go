@@ -248,11 +248,22 @@ func (h *Host) Restart(ctx context.Context) (control.ComponentStatus, error) {
 	if err != nil {
 		return h.Status(), fmt.Errorf("restart tracking: %w", err)
 	}
-	st, err := h.request(ctx, ctlReq{op: opAdopt, p: p})
-	if err != nil {
-		p.kill()
+	req := ctlReq{op: opAdopt, p: p, reply: make(chan control.ComponentStatus, 1)}
+	select {
+	case h.ctl <- req:
+	case <-ctx.Done():
+		p.kill() // never handed over
+		return h.Status(), fmt.Errorf("restart tracking: %w", ctx.Err())
 	}
-	return st, err
+	select {
+	case st := <-req.reply:
+		if st.PID != p.pid {
+			return st, fmt.Errorf("restart tracking: %w", ErrDisabled)
+		}
+		return st, nil
+	case <-ctx.Done():
+		return h.Status(), fmt.Errorf("restart tracking: %w", ctx.Err())
+	}
 }
 
 // SetEnabled switches tracking on or off.
@@ -364,6 +375,10 @@ func (h *Host) step(ctx context.Context, cur **proc, window *failureWindow, retr
 	case req := <-h.ctl:
 		switch req.op {
 		case opAdopt:
+			if !h.on.Load() { // switched off while the new process was starting
+				req.p.kill()
+				break
+			}
 			old := *cur
 			*cur = req.p
 			h.install(req.p)
@@ -387,6 +402,7 @@ func (h *Host) step(ctx context.Context, cur **proc, window *failureWindow, retr
 			}
 			if *cur == nil {
 				if p, err := h.start(ctx); err != nil {
+					h.log.Error("tracking component cannot start", "error", err)
 					h.setHealth(control.HealthFailed, err.Error())
 					*retryAt = time.Now().Add(time.Duration(max(h.cfg.Restart.MaxMS, 1000)) * time.Millisecond)
 				} else {
