@@ -324,8 +324,7 @@ func (h *Host) supervise(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				h.log.Error("tracking component cannot start", "error", err)
-				h.setHealth(control.HealthFailed, err.Error())
+				h.startFailed(err)
 				retryAt = time.Now().Add(time.Duration(max(h.cfg.Restart.MaxMS, 1000)) * time.Millisecond)
 			} else {
 				cur = p
@@ -402,8 +401,7 @@ func (h *Host) step(ctx context.Context, cur **proc, window *failureWindow, retr
 			}
 			if *cur == nil {
 				if p, err := h.start(ctx); err != nil {
-					h.log.Error("tracking component cannot start", "error", err)
-					h.setHealth(control.HealthFailed, err.Error())
+					h.startFailed(err)
 					*retryAt = time.Now().Add(time.Duration(max(h.cfg.Restart.MaxMS, 1000)) * time.Millisecond)
 				} else {
 					*cur = p
@@ -413,6 +411,20 @@ func (h *Host) step(ctx context.Context, cur **proc, window *failureWindow, retr
 		}
 		req.reply <- h.Status()
 	}
+}
+
+// startFailed reports a failed start in the status, and in the log unless it is the same failure
+// as last time (a root without an installed plugin would otherwise log every retry).
+func (h *Host) startFailed(err error) {
+	h.mu.Lock()
+	again := h.health == control.HealthFailed && h.detail == err.Error()
+	h.health, h.detail = control.HealthFailed, err.Error()
+	h.mu.Unlock()
+	if again {
+		h.log.Debug("tracking component still cannot start", "error", err)
+		return
+	}
+	h.log.Error("tracking component cannot start", "error", err)
 }
 
 func (h *Host) setHealth(health, detail string) {
