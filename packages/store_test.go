@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/verifier"
 )
 
 func newStore(t *testing.T) (*Store, *fakeRelay) {
@@ -119,55 +120,104 @@ func TestApplyServicePackThenHotfixThenRollback(t *testing.T) {
 
 func TestApplyRefusals(t *testing.T) {
 	ctx := context.Background()
+	sp2 := func(t *testing.T, s *Store) { mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1"))) }
 	tests := []struct {
 		name    string
 		before  func(t *testing.T, s *Store)
 		pkg     func(t *testing.T) OpenFunc
-		wantErr string
-		check   func(error) bool
+		wantErr string         // the whole message
+		unmet   verifier.Unmet // the prerequisite refused; empty for a downgrade
 	}{
 		{
 			name:    "hotfix on a bare root",
 			pkg:     func(t *testing.T) OpenFunc { return opener(t, kb(t, "KB910618", "6.5.7651.45")) },
 			wantErr: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has nothing installed",
-			check:   func(err error) bool { var e *PrerequisiteError; return errors.As(err, &e) },
+			unmet:   verifier.UnmetProduct,
 		},
 		{
 			name:    "hotfix on service pack 1",
 			before:  func(t *testing.T, s *Store) { mustApply(t, s, opener(t, sp(t, 1, "6.5.7226", "6.5.7226.1"))) },
 			pkg:     func(t *testing.T) OpenFunc { return opener(t, kb(t, "KB910618", "6.5.7651.45")) },
 			wantErr: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has service pack 1 (relayfix 6.5.7226)",
-			check:   func(err error) bool { var e *PrerequisiteError; return errors.As(err, &e) },
+			unmet:   verifier.UnmetServicePack,
 		},
 		{
 			name: "superseded hotfix",
 			before: func(t *testing.T, s *Store) {
-				mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")))
+				sp2(t, s)
 				mustApply(t, s, opener(t, kb(t, "KB999999", "6.5.7700.1", "KB910618")))
 			},
 			pkg:     func(t *testing.T) OpenFunc { return opener(t, kb(t, "KB910618", "6.5.7651.45")) },
-			wantErr: "KB910618 is superseded by the installed KB999999",
-			check:   func(err error) bool { var e *SupersededError; return errors.As(err, &e) },
+			wantErr: "KB910618 is superseded by the installed KB999999; applying it would go backwards",
+			unmet:   verifier.UnmetSuperseded,
 		},
 		{
 			name: "older file than installed",
 			before: func(t *testing.T, s *Store) {
-				mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")))
+				sp2(t, s)
 				mustApply(t, s, opener(t, kb(t, "KB999999", "6.5.7700.1")))
 			},
 			pkg:     func(t *testing.T) OpenFunc { return opener(t, kb(t, "KB910618", "6.5.7651.45")) },
-			wantErr: "bin/msgtrack 6.5.7651.45 is older than 6.5.7700.1",
-			check:   func(err error) bool { var e *DowngradeError; return errors.As(err, &e) },
+			wantErr: "KB910618: bin/msgtrack 6.5.7651.45 is older than 6.5.7700.1, the newest installed there; only 'hotfix rollback' goes back",
 		},
 		{
-			name: "already installed",
+			name: "hotfix already installed",
 			before: func(t *testing.T, s *Store) {
-				mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")))
+				sp2(t, s)
 				mustApply(t, s, opener(t, kb(t, "KB910618", "6.5.7651.45")))
 			},
 			pkg:     func(t *testing.T) OpenFunc { return opener(t, kb(t, "KB910618", "6.5.7651.45")) },
-			wantErr: "KB910618: already installed",
-			check:   func(err error) bool { return errors.Is(err, ErrAlreadyInstalled) },
+			wantErr: "KB910618 is already installed",
+			unmet:   verifier.UnmetInstalled,
+		},
+		{
+			// Not recorded under its id, but it would change no file.
+			name: "same builds under another id",
+			before: func(t *testing.T, s *Store) {
+				sp2(t, s)
+				mustApply(t, s, opener(t, kb(t, "KB910618", "6.5.7651.45")))
+			},
+			pkg:     func(t *testing.T) OpenFunc { return opener(t, kb(t, "KB910619", "6.5.7651.45")) },
+			wantErr: "KB910619 is already installed",
+			unmet:   verifier.UnmetInstalled,
+		},
+		{
+			name:    "service pack applied again",
+			before:  sp2,
+			pkg:     func(t *testing.T) OpenFunc { return opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")) },
+			wantErr: "SP2 is already installed",
+			unmet:   verifier.UnmetInstalled,
+		},
+		{
+			// A hotfix replaced one of its files since: the service pack is installed all the
+			// same, and applying it again would take the hotfix back (only rollback goes back).
+			name: "service pack applied again over a hotfix",
+			before: func(t *testing.T, s *Store) {
+				sp2(t, s)
+				mustApply(t, s, opener(t, kb(t, "KB910618", "6.5.7651.45")))
+			},
+			pkg:     func(t *testing.T) OpenFunc { return opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")) },
+			wantErr: "SP2 is already installed",
+			unmet:   verifier.UnmetInstalled,
+		},
+		{
+			// Another service pack at the installed level does not raise it.
+			name:   "service pack at the installed level",
+			before: sp2,
+			pkg: func(t *testing.T) OpenFunc {
+				m := sp(t, 2, "6.5.7638", "6.5.7638.2")
+				m.ID = "SP2a"
+				return opener(t, m)
+			},
+			wantErr: "SP2a would not raise the installed level: it installs service pack 2 (relayfix 6.5.7638); this root has service pack 2 (relayfix 6.5.7638)",
+			unmet:   verifier.UnmetLevel,
+		},
+		{
+			name:    "lower service pack",
+			before:  sp2,
+			pkg:     func(t *testing.T) OpenFunc { return opener(t, sp(t, 1, "6.5.7226", "6.5.7226.1")) },
+			wantErr: "SP1 would not raise the installed level: it installs service pack 1 (relayfix 6.5.7226); this root has service pack 2 (relayfix 6.5.7638)",
+			unmet:   verifier.UnmetLevel,
 		},
 	}
 	for _, tt := range tests {
@@ -178,12 +228,20 @@ func TestApplyRefusals(t *testing.T) {
 			}
 			dbBefore, _ := os.ReadFile(s.Root.InstalledDB())
 			_, plan, err := s.Apply(ctx, tt.pkg(t), true)
-			if err == nil || plan == nil || plan.Ready || !strings.Contains(plan.Prerequisites, tt.wantErr) {
+			if err == nil || plan == nil || plan.Ready || plan.Prerequisites != tt.wantErr {
 				t.Fatalf("dry run: plan %+v, err %v", plan, err)
 			}
 			_, _, err = s.Apply(ctx, tt.pkg(t), false)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !tt.check(err) {
-				t.Fatalf("apply error = %v, want %q", err, tt.wantErr)
+			if err == nil || err.Error() != tt.wantErr {
+				t.Fatalf("apply error\n got %v\nwant %s", err, tt.wantErr)
+			}
+			var pe *verifier.PrerequisiteError
+			var de *DowngradeError
+			switch {
+			case tt.unmet == "" && !errors.As(err, &de):
+				t.Errorf("apply error is a %T, want a *DowngradeError", err)
+			case tt.unmet != "" && (!errors.As(err, &pe) || pe.Unmet != tt.unmet):
+				t.Errorf("apply error is a %T (%+v), want a *verifier.PrerequisiteError, unmet %q", err, pe, tt.unmet)
 			}
 			dbAfter, _ := os.ReadFile(s.Root.InstalledDB())
 			if string(dbBefore) != string(dbAfter) {

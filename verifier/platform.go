@@ -10,11 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-)
 
-// PlatformAny is the platform of a payload that is not an executable, such as a configuration
-// file: it runs nowhere, so it fits everywhere.
-const PlatformAny = "any"
+	"relayfix/manifest"
+)
 
 // headerLen is how much of a file the platform is read from. An ELF or Mach-O header sits in the
 // first few dozen bytes; a PE header is found through an offset at 0x3c and in practice lies in
@@ -23,7 +21,7 @@ const headerLen = 4096
 
 // ReadPlatform returns the platform, as GOOS/GOARCH ("linux/amd64"), that the executable at path
 // was built for, read from its ELF, PE or Mach-O header. A file that is none of these is
-// PlatformAny.
+// manifest.PlatformAny.
 func ReadPlatform(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -56,7 +54,7 @@ func platformFromHeader(h []byte) (string, error) {
 			return p, err
 		}
 	}
-	return PlatformAny, nil
+	return manifest.PlatformAny, nil
 }
 
 var elfArch = map[elf.Machine]string{
@@ -123,12 +121,12 @@ var peArch = map[uint16]string{
 
 func pePlatform(h []byte) (string, error) {
 	if len(h) < 0x40 {
-		return PlatformAny, nil
+		return manifest.PlatformAny, nil
 	}
 	off := binary.LittleEndian.Uint32(h[0x3c:])
 	if uint64(off)+6 > uint64(len(h)) || !bytes.Equal(h[off:off+4], []byte("PE\x00\x00")) {
 		// An "MZ" text file, or a DOS program: not a PE executable.
-		return PlatformAny, nil
+		return manifest.PlatformAny, nil
 	}
 	m := binary.LittleEndian.Uint16(h[off+4:])
 	arch, ok := peArch[m]

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"relayfix/manifest"
 )
 
 // elfHeader builds the first bytes of an ELF file.
@@ -62,11 +64,11 @@ func TestPlatformFromHeader(t *testing.T) {
 		{"windows amd64", peHeader(pe.IMAGE_FILE_MACHINE_AMD64), "windows/amd64", ""},
 		{"windows 386 (the KB's x86)", peHeader(pe.IMAGE_FILE_MACHINE_I386), "windows/386", ""},
 		{"windows unknown machine", peHeader(0x1234), "", "unsupported machine"},
-		{"MZ text, not PE", []byte("MZ is how this config file starts\n"), PlatformAny, ""},
+		{"MZ text, not PE", []byte("MZ is how this config file starts\n"), manifest.PlatformAny, ""},
 		{"darwin arm64", machoHeader(macho.CpuArm64), "darwin/arm64", ""},
 		{"darwin unknown CPU", machoHeader(macho.CpuPpc), "", "unsupported CPU"},
-		{"text file", []byte("listen = 127.0.0.1:2525\n"), PlatformAny, ""},
-		{"empty file", nil, PlatformAny, ""},
+		{"text file", []byte("listen = 127.0.0.1:2525\n"), manifest.PlatformAny, ""},
+		{"empty file", nil, manifest.PlatformAny, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,7 +17,9 @@ type InstalledProduct struct {
 	Name        string // product name; empty for a root where nothing is installed
 	Version     string // product version, semver, e.g. 6.5.7638
 	ServicePack int    // service-pack level, e.g. 2
-	// Packages are the packages installed on the root, in the order they were applied.
+	// Packages are the packages installed on the root, in the order they were applied. A package
+	// listed here counts as installed as a whole: a caller that knows some of its files were
+	// rolled back since leaves it out, so that applying it again completes it.
 	Packages []InstalledPackage
 }
 
@@ -37,29 +39,31 @@ const (
 	UnmetProductVersion Unmet = "product version"   // the product version is outside the constraint
 	UnmetLevel          Unmet = "level"             // a service pack would not raise the installed level
 	UnmetSuperseded     Unmet = "superseded"        // an installed package already replaces it
-	UnmetInstalled      Unmet = "already installed" // the same package id is installed
+	UnmetInstalled      Unmet = "already installed" // the same package is installed
 )
 
 // PrerequisiteError says why a package cannot be applied to a root. Its fields let a command print
-// the reason in its own form; Error gives it as a sentence.
+// the reason in its own form; Error gives it as one sentence in the form a KB article uses:
+//
+//	KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has service pack 1 (relayfix 6.5.7226)
 type PrerequisiteError struct {
 	Package string // id of the package refused
 	Unmet   Unmet
-	Need    string // what the package needs, e.g. "service pack 2"
-	Have    string // what the root has, e.g. "service pack 1 (6.5.7226)"
-	By      string // for UnmetSuperseded and UnmetInstalled: the installed package in the way
+	Need    string // what the package needs, e.g. "service pack 2 (relayfix >= 6.5.7638)"
+	Have    string // what the root has, e.g. "service pack 1 (relayfix 6.5.7226)" or "nothing installed"
+	By      string // for UnmetSuperseded and UnmetInstalled: the installed package in the way, if known
 }
 
 func (e *PrerequisiteError) Error() string {
 	switch e.Unmet {
 	case UnmetSuperseded:
-		return fmt.Sprintf("%s is superseded by the installed package %s", e.Package, e.By)
+		return fmt.Sprintf("%s is superseded by the installed %s; applying it would go backwards", e.Package, e.By)
 	case UnmetInstalled:
 		return fmt.Sprintf("%s is already installed", e.Package)
 	case UnmetLevel:
-		return fmt.Sprintf("%s would not raise the installed level: it installs %s; installed: %s", e.Package, e.Need, e.Have)
+		return fmt.Sprintf("%s would not raise the installed level: it installs %s; this root has %s", e.Package, e.Need, e.Have)
 	}
-	return fmt.Sprintf("%s requires %s; installed: %s", e.Package, e.Need, e.Have)
+	return fmt.Sprintf("%s requires %s; this root has %s", e.Package, e.Need, e.Have)
 }
 
 // CheckPrerequisites reports whether m may be applied to a root that has installed, which is nil
@@ -101,12 +105,11 @@ func CheckPrerequisites(m *manifest.Manifest, installed *InstalledProduct) error
 			return nil
 		}
 		if installed.Name != m.Product.Name {
-			return &PrerequisiteError{Package: m.ID, Unmet: UnmetProduct, Need: "product " + m.Product.Name, Have: describeProduct(installed)}
+			return &PrerequisiteError{Package: m.ID, Unmet: UnmetProduct, Need: requirement(m), Have: describe(installed)}
 		}
 		if m.Product.ServicePack <= installed.ServicePack {
-			return &PrerequisiteError{Package: m.ID, Unmet: UnmetLevel,
-				Need: fmt.Sprintf("service pack %d (%s)", m.Product.ServicePack, m.Product.Version),
-				Have: describeLevel(installed)}
+			return &PrerequisiteError{Package: m.ID, Unmet: UnmetLevel, Need: describeLevel(m.Product.Name, m.Product.ServicePack, m.Product.Version),
+				Have: describe(installed)}
 		}
 		have, err := installedVersion(installed)
 		if err != nil {
@@ -118,17 +121,16 @@ func CheckPrerequisites(m *manifest.Manifest, installed *InstalledProduct) error
 		}
 		if want.LessThan(have) {
 			return &PrerequisiteError{Package: m.ID, Unmet: UnmetLevel,
-				Need: fmt.Sprintf("service pack %d (%s), an older product version", m.Product.ServicePack, m.Product.Version),
-				Have: describeLevel(installed)}
+				Need: describeLevel(m.Product.Name, m.Product.ServicePack, m.Product.Version) + ", an older product version",
+				Have: describe(installed)}
 		}
 		return checkRequires(m, installed)
 
 	case manifest.KindHotfix:
-		if empty {
-			return &PrerequisiteError{Package: m.ID, Unmet: UnmetProduct, Need: "product " + m.Product.Name, Have: "nothing (empty root)"}
-		}
-		if installed.Name != m.Product.Name {
-			return &PrerequisiteError{Package: m.ID, Unmet: UnmetProduct, Need: "product " + m.Product.Name, Have: describeProduct(installed)}
+		if empty || installed.Name != m.Product.Name {
+			// Name the whole requirement, service pack included: that is what the operator
+			// installs first, whatever the root has now.
+			return &PrerequisiteError{Package: m.ID, Unmet: UnmetProduct, Need: requirement(m), Have: describe(installed)}
 		}
 		return checkRequires(m, installed)
 	}
@@ -140,8 +142,7 @@ func CheckPrerequisites(m *manifest.Manifest, installed *InstalledProduct) error
 // the version constraint usually only restates it.
 func checkRequires(m *manifest.Manifest, installed *InstalledProduct) error {
 	if installed.ServicePack < m.Requires.ServicePack {
-		return &PrerequisiteError{Package: m.ID, Unmet: UnmetServicePack,
-			Need: fmt.Sprintf("service pack %d", m.Requires.ServicePack), Have: describeLevel(installed)}
+		return &PrerequisiteError{Package: m.ID, Unmet: UnmetServicePack, Need: requirement(m), Have: describe(installed)}
 	}
 	if m.Requires.ProductVersion == "" {
 		return nil
@@ -155,9 +156,7 @@ func checkRequires(m *manifest.Manifest, installed *InstalledProduct) error {
 		return err
 	}
 	if !c.Check(have) {
-		return &PrerequisiteError{Package: m.ID, Unmet: UnmetProductVersion,
-			Need: "product version " + m.Requires.ProductVersion,
-			Have: fmt.Sprintf("product version %s (service pack %d)", installed.Version, installed.ServicePack)}
+		return &PrerequisiteError{Package: m.ID, Unmet: UnmetProductVersion, Need: requirement(m), Have: describe(installed)}
 	}
 	return nil
 }
@@ -170,11 +169,30 @@ func installedVersion(installed *InstalledProduct) (*semver.Version, error) {
 	return v, nil
 }
 
-// describeLevel gives the installed level as a KB article would: "service pack 1 (6.5.7226)".
-func describeLevel(p *InstalledProduct) string {
-	return fmt.Sprintf("service pack %d (%s)", p.ServicePack, p.Version)
+// requirement gives everything m requires as a KB article states it: "service pack 2 (relayfix
+// >= 6.5.7638)", "relayfix >= 6.5.7638, < 6.5.7700", "service pack 2 (relayfix)" or "relayfix".
+// Every refusal of an unmet requirement names all of it, so that one message tells the operator
+// what to install whichever part failed.
+func requirement(m *manifest.Manifest) string {
+	product := m.Product.Name
+	if m.Requires.ProductVersion != "" {
+		product += " " + m.Requires.ProductVersion
+	}
+	if m.Requires.ServicePack > 0 {
+		return fmt.Sprintf("service pack %d (%s)", m.Requires.ServicePack, product)
+	}
+	return product
 }
 
-func describeProduct(p *InstalledProduct) string {
-	return fmt.Sprintf("product %s, %s", p.Name, describeLevel(p))
+// describe gives what a root has in the form requirement uses: "service pack 1 (relayfix
+// 6.5.7226)", or "nothing installed".
+func describe(p *InstalledProduct) string {
+	if p == nil || p.Name == "" {
+		return "nothing installed"
+	}
+	return describeLevel(p.Name, p.ServicePack, p.Version)
+}
+
+func describeLevel(product string, servicePack int, version string) string {
+	return fmt.Sprintf("service pack %d (%s %s)", servicePack, product, version)
 }

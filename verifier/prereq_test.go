@@ -81,19 +81,19 @@ func TestCheckPrerequisites(t *testing.T) {
 		{name: "service pack raises level", m: servicePack(t, "SP2", 2, "6.5.7638"), installed: sp1},
 		{
 			name: "service pack lowers level", m: servicePack(t, "SP1", 1, "6.5.7226"), installed: sp2,
-			unmet: UnmetLevel, want: "SP1 would not raise the installed level: it installs service pack 1 (6.5.7226); installed: service pack 2 (6.5.7638)",
+			unmet: UnmetLevel, want: "SP1 would not raise the installed level: it installs service pack 1 (relayfix 6.5.7226); this root has service pack 2 (relayfix 6.5.7638)",
 		},
 		{
 			name: "service pack at same level", m: servicePack(t, "SP2b", 2, "6.5.7638"), installed: sp2,
-			unmet: UnmetLevel, want: "SP2b would not raise the installed level: it installs service pack 2 (6.5.7638); installed: service pack 2 (6.5.7638)",
+			unmet: UnmetLevel, want: "SP2b would not raise the installed level: it installs service pack 2 (relayfix 6.5.7638); this root has service pack 2 (relayfix 6.5.7638)",
 		},
 		{
 			name: "service pack with older version", m: servicePack(t, "SP3", 3, "6.5.7000"), installed: sp2,
-			unmet: UnmetLevel, want: "SP3 would not raise the installed level: it installs service pack 3 (6.5.7000), an older product version; installed: service pack 2 (6.5.7638)",
+			unmet: UnmetLevel, want: "SP3 would not raise the installed level: it installs service pack 3 (relayfix 6.5.7000), an older product version; this root has service pack 2 (relayfix 6.5.7638)",
 		},
 		{
 			name: "service pack for another product", m: servicePack(t, "SP3", 3, "6.5.7800"), installed: other,
-			unmet: UnmetProduct, want: "SP3 requires product relayfix; installed: product mailgate, service pack 2 (6.5.7638)",
+			unmet: UnmetProduct, want: "SP3 requires relayfix; this root has service pack 2 (mailgate 6.5.7638)",
 		},
 		{
 			name: "service pack already installed", m: servicePack(t, "SP2", 2, "6.5.7638"), installed: &InstalledProduct{Name: "relayfix", Version: "6.5.7226", ServicePack: 1, Packages: []InstalledPackage{{ID: "sp2"}}},
@@ -114,7 +114,7 @@ func TestCheckPrerequisites(t *testing.T) {
 				m.Requires = manifest.Requires{ServicePack: 2}
 				return m
 			}(),
-			unmet: UnmetServicePack, want: "SP3 requires service pack 2; installed: service pack 1 (6.5.7226)",
+			unmet: UnmetServicePack, want: "SP3 requires service pack 2 (relayfix); this root has service pack 1 (relayfix 6.5.7226)",
 		},
 		{
 			name: "service pack requirement ignored on empty root",
@@ -128,29 +128,37 @@ func TestCheckPrerequisites(t *testing.T) {
 		{name: "hotfix on a later service pack", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: &InstalledProduct{Name: "relayfix", Version: "6.5.7800", ServicePack: 3}},
 		{
 			name: "KB910618 on SP1", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: sp1,
-			unmet: UnmetServicePack, want: "KB910618 requires service pack 2; installed: service pack 1 (6.5.7226)",
+			unmet: UnmetServicePack, want: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has service pack 1 (relayfix 6.5.7226)",
 		},
 		{
 			name: "hotfix on empty root", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"),
-			unmet: UnmetProduct, want: "KB910618 requires product relayfix; installed: nothing (empty root)",
+			unmet: UnmetProduct, want: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has nothing installed",
 		},
 		{
 			name: "hotfix on root without product", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: &InstalledProduct{},
-			unmet: UnmetProduct, want: "KB910618 requires product relayfix; installed: nothing (empty root)",
+			unmet: UnmetProduct, want: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has nothing installed",
 		},
 		{
 			name: "hotfix for another product", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: other,
-			unmet: UnmetProduct, want: "KB910618 requires product relayfix; installed: product mailgate, service pack 2 (6.5.7638)",
+			unmet: UnmetProduct, want: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has service pack 2 (mailgate 6.5.7638)",
 		},
 		{
 			name: "hotfix version constraint not met", m: hotfix(t, "KB910700", 0, ">= 6.5.7638, < 6.5.7700"), installed: sp3,
-			unmet: UnmetProductVersion, want: "KB910700 requires product version >= 6.5.7638, < 6.5.7700; installed: product version 6.5.7800 (service pack 3)",
+			unmet: UnmetProductVersion, want: "KB910700 requires relayfix >= 6.5.7638, < 6.5.7700; this root has service pack 3 (relayfix 6.5.7800)",
 		},
 		{name: "hotfix version constraint met", m: hotfix(t, "KB910700", 0, ">= 6.5.7638, < 6.5.7700"), installed: sp2},
 		{name: "hotfix with only a level", m: hotfix(t, "KB910701", 2, ""), installed: sp2},
 		{
+			name: "hotfix with only a level on SP1", m: hotfix(t, "KB910701", 2, ""), installed: sp1,
+			unmet: UnmetServicePack, want: "KB910701 requires service pack 2 (relayfix); this root has service pack 1 (relayfix 6.5.7226)",
+		},
+		{
+			name: "hotfix with only a constraint on an empty root", m: hotfix(t, "KB910700", 0, ">= 6.5.7638, < 6.5.7700"),
+			unmet: UnmetProduct, want: "KB910700 requires relayfix >= 6.5.7638, < 6.5.7700; this root has nothing installed",
+		},
+		{
 			name: "constraint excludes pre-release", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: beta,
-			unmet: UnmetProductVersion, want: "KB910618 requires product version >= 6.5.7638; installed: product version 6.5.7651-beta.1 (service pack 2)",
+			unmet: UnmetProductVersion, want: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has service pack 2 (relayfix 6.5.7651-beta.1)",
 		},
 		{name: "constraint admits pre-release when it says so", m: hotfix(t, "KB910618", 2, ">= 6.5.7638-0"), installed: beta},
 		{
@@ -159,11 +167,11 @@ func TestCheckPrerequisites(t *testing.T) {
 		},
 		{
 			name: "hotfix superseded by installed hotfix", m: hotfix(t, "KB900001", 2, ""), installed: sp2fixed,
-			unmet: UnmetSuperseded, by: "KB910618", want: "KB900001 is superseded by the installed package KB910618",
+			unmet: UnmetSuperseded, by: "KB910618", want: "KB900001 is superseded by the installed KB910618; applying it would go backwards",
 		},
 		{
 			name: "hotfix superseded by service pack", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: sp3,
-			unmet: UnmetSuperseded, by: "SP3", want: "KB910618 is superseded by the installed package SP3",
+			unmet: UnmetSuperseded, by: "SP3", want: "KB910618 is superseded by the installed SP3; applying it would go backwards",
 		},
 		{name: "hotfix that supersedes an installed one", m: hotfix(t, "KB920000", 2, "", "KB910618"), installed: sp2fixed},
 	}
