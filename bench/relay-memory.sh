@@ -3,7 +3,7 @@
 # the next hop is down, then the resident set size (now and peak) of the relay. The queue index
 # holds no bodies, so the goal is RSS < 200 MB. Traffic stays on 127.0.0.1; the load is bounded
 # in count (N) and time (TIMEOUT seconds). Uses Postfix's smtp-source (installed by
-# /work/shared/bench/peer-postfix.sh) with connection reuse, else mailcheck.
+# ../shared/bench/peer-postfix.sh) with connection reuse, else ../shared/acceptance/mailcheck.
 #   bash bench/relay-memory.sh            # from the repository root
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ t0=$EPOCHREALTIME
 if command -v smtp-source >/dev/null; then
   timeout "$TIMEOUT" smtp-source -d -s "$C" -m "$N" -l "$SIZE" -f src@bench.invalid -t dst@sink.invalid "127.0.0.1:$PORT"
 else
-  (cd /work/shared/acceptance/mailcheck && go build -o "$W/mailcheck" .)
+  (cd ../shared/acceptance/mailcheck && go build -o "$W/mailcheck" .)
   "$W/mailcheck" send -to "127.0.0.1:$PORT" -n "$N" -c "$C" -size "$SIZE" -duration "${TIMEOUT}s"
 fi
 t1=$EPOCHREALTIME

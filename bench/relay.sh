@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # relay.sh - relayd against Postfix, end to end, with the shared peer harness
-# (/work/shared/bench/peer-postfix.sh, or $PEER): 4 KiB messages at concurrency 1, 8 and 32,
+# (../shared/bench/peer-postfix.sh beside the repository, or $PEER): 4 KiB messages at concurrency 1, 8 and 32,
 # tracking off, each target measured REPS times interleaved. Prints a table of median/min/max
 # msgs/s and relayd's ratio to Postfix. Traffic stays on 127.0.0.1.
 #   bash bench/relay.sh                  # from the repository root
 #   REPS=5 N=3000 bash bench/relay.sh    # knobs of the harness pass through
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PEER=${PEER:-/work/shared/bench/peer-postfix.sh}
+PEER=${PEER:-$(cd .. && pwd)/shared/bench/peer-postfix.sh}
 PORT=${RUT_PORT:-2600} SINK=${RUT_SINK_PORT:-2601}
 W=$(mktemp -d /tmp/relay-bench.XXXXXX)
 trap 'rm -rf "$W"' EXIT
