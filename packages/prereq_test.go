@@ -81,4 +81,18 @@ func TestReapplyCompletesPartlyRolledBackHotfix(t *testing.T) {
 	if err == nil || err.Error() != "KB920000 is already installed" {
 		t.Fatalf("apply of the complete KB920000: %v", err)
 	}
+
+	// relayd stayed in place across the second apply: one rollback takes the whole hotfix back.
+	if _, err := s.Rollback(ctx, "KB920000"); err != nil {
+		t.Fatalf("rollback KB920000: %v", err)
+	}
+	for _, p := range []string{"bin/msgtrack", "bin/relayd"} {
+		if v := installedVersion(t, s.Root, p); v != "6.5.7638.1" {
+			t.Errorf("after rollback of KB920000 %s is %s", p, v)
+		}
+	}
+	if _, ok := checkConsistent(t, s.Root).Package("KB920000"); ok {
+		t.Error("KB920000 still recorded after its rollback")
+	}
+	mustApply(t, s, opener(t, two()))
 }

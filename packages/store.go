@@ -246,6 +246,11 @@ func (s *Store) planApply(id string, start time.Time, m *manifest.Manifest, stag
 		if cur, ok := db.Lookup(f.Path); ok {
 			row.Previous = append([]PreviousBuild{{File: cur.File, Package: cur.Package, Installed: cur.Installed,
 				TxID: cur.TxID, Backup: tf.Backup}}, cur.Previous...)
+			if cur.Package == m.ID && cur.SHA256 == f.SHA256 {
+				// A hotfix applied again to complete it after a component rollback: this file
+				// stayed in place, and rolling the hotfix back must go past it in one step.
+				row.Previous = cur.Previous
+			}
 		}
 		newDB.put(row)
 		if hw, ok := newDB.HighWater[f.Path]; !ok || f.Version.Compare(hw) > 0 {
