@@ -105,6 +105,9 @@ type OpenOptions struct {
 	// OnFile, when set, is called with each payload's report as soon as it is checked, passed or
 	// failed, so a caller can show progress and the failing file's checks.
 	OnFile func(verifier.FileReport)
+	// Progress, when set, is called as the package file is read, with the bytes read so far and
+	// the file's size (Open only).
+	Progress func(done, total int64)
 }
 
 // Opened is a package whose signature and every payload file verified.
@@ -143,7 +146,11 @@ func Open(ctx context.Context, path string, opts OpenOptions) (*Opened, error) {
 	if fi.Size() > lim.MaxPackage {
 		return nil, fmt.Errorf("open package %s: %d bytes is over the %d-byte limit", path, fi.Size(), lim.MaxPackage)
 	}
-	o, err := readPackage(ctx, io.LimitReader(f, lim.MaxPackage+1), opts, lim)
+	var in io.Reader = f
+	if opts.Progress != nil {
+		in = &progressReader{r: f, total: fi.Size(), report: opts.Progress}
+	}
+	o, err := readPackage(ctx, io.LimitReader(in, lim.MaxPackage+1), opts, lim)
 	if err != nil {
 		return nil, fmt.Errorf("package %s: %w", path, err)
 	}
@@ -471,4 +478,19 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// progressReader reports how much of a file of known size has been read.
+type progressReader struct {
+	r      io.Reader
+	done   int64
+	total  int64
+	report func(done, total int64)
+}
+
+func (c *progressReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.done += int64(n)
+	c.report(c.done, c.total)
+	return n, err
 }

@@ -28,6 +28,9 @@ type PackOptions struct {
 	Date time.Time
 	// Now dates the signature's trusted comment; zero means time.Now().
 	Now time.Time
+	// Progress, when set, is called as payload bytes go into the archive, with the bytes written
+	// so far and the payload's total size.
+	Progress func(done, total int64)
 }
 
 // Fill completes a manifest template from the payload files: for each row (and for each payload
@@ -107,7 +110,7 @@ func Pack(ctx context.Context, w io.Writer, tmpl *manifest.Manifest, payload map
 		now = time.Now()
 	}
 	sig := Sign(key, m, mb, now)
-	if err := writeArchive(ctx, w, m, mb, sig, payload); err != nil {
+	if err := writeArchive(ctx, w, m, mb, sig, payload, opts.Progress); err != nil {
 		return nil, fmt.Errorf("pack %s: %w", m.ID, err)
 	}
 	return m, nil
@@ -138,7 +141,7 @@ func PackSigned(ctx context.Context, w io.Writer, mb, sig []byte, payload map[st
 	if len(payload) != len(m.Files) {
 		return nil, fmt.Errorf("pack %s: %d payload files given for %d manifest rows", m.ID, len(payload), len(m.Files))
 	}
-	if err := writeArchive(ctx, w, m, mb, sig, payload); err != nil {
+	if err := writeArchive(ctx, w, m, mb, sig, payload, nil); err != nil {
 		return nil, fmt.Errorf("pack %s: %w", m.ID, err)
 	}
 	return m, nil
@@ -147,7 +150,7 @@ func PackSigned(ctx context.Context, w io.Writer, mb, sig []byte, payload map[st
 // writeArchive writes the package entries in their fixed order. Each payload is hashed again as
 // it is copied, so a source file that changed after it was measured fails the pack instead of
 // producing a package that cannot verify.
-func writeArchive(ctx context.Context, w io.Writer, m *manifest.Manifest, mb, sig []byte, payload map[string]string) error {
+func writeArchive(ctx context.Context, w io.Writer, m *manifest.Manifest, mb, sig []byte, payload map[string]string, progress func(done, total int64)) error {
 	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
 		return fmt.Errorf("compress: %w", err)
@@ -169,8 +172,16 @@ func writeArchive(ctx context.Context, w io.Writer, m *manifest.Manifest, mb, si
 		return err
 	}
 	buf := make([]byte, 1<<20)
+	var pw io.Writer = tw
+	if progress != nil {
+		var total int64
+		for _, f := range m.Files {
+			total += f.Size
+		}
+		pw = &progressWriter{w: tw, total: total, report: progress}
+	}
 	for _, f := range m.Files {
-		if err := writePayload(ctx, tw, f, payload[f.Path], buf); err != nil {
+		if err := writePayload(ctx, tw, pw, f, payload[f.Path], buf); err != nil {
 			enc.Close()
 			return fmt.Errorf("file %s: %w", f.Path, err)
 		}
@@ -185,7 +196,9 @@ func writeArchive(ctx context.Context, w io.Writer, m *manifest.Manifest, mb, si
 	return nil
 }
 
-func writePayload(ctx context.Context, tw *tar.Writer, f manifest.File, src string, buf []byte) error {
+// writePayload writes one payload entry: its header to tw, its content through w (tw itself, or
+// a writer that counts for progress).
+func writePayload(ctx context.Context, tw *tar.Writer, w io.Writer, f manifest.File, src string, buf []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -210,7 +223,7 @@ func writePayload(ctx context.Context, tw *tar.Writer, f manifest.File, src stri
 		return err
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(tw, h), io.LimitReader(in, f.Size), buf)
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(in, f.Size), buf)
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
@@ -218,4 +231,19 @@ func writePayload(ctx context.Context, tw *tar.Writer, f manifest.File, src stri
 		return fmt.Errorf("%s changed while it was packed", src)
 	}
 	return nil
+}
+
+// progressWriter reports how many of a known total of bytes have been written.
+type progressWriter struct {
+	w      io.Writer
+	done   int64
+	total  int64
+	report func(done, total int64)
+}
+
+func (c *progressWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.done += int64(n)
+	c.report(c.done, c.total)
+	return n, err
 }

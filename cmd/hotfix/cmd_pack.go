@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/progress"
 	"relayfix/internal/tableprint"
 	"relayfix/manifest"
 	"relayfix/packages"
@@ -86,7 +87,9 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 		}
 		payload[dst] = src
 	}
-	var opts packages.PackOptions
+	meter := progress.New(g.stderr, "packing "+filepath.Base(o.out))
+	defer meter.Done()
+	opts := packages.PackOptions{Progress: meter.Update}
 	if o.date != "" {
 		d, err := time.Parse(time.RFC3339, o.date)
 		if err != nil {

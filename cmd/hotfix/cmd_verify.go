@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/progress"
 	"relayfix/packages"
 	"relayfix/verifier"
 )
@@ -71,7 +73,10 @@ func runVerifyPackage(ctx context.Context, g *globalOptions, o *verifyOptions) e
 		return err
 	}
 	res := verifyResult{Package: o.pkg, Files: []verifier.FileReport{}}
-	opts := packages.OpenOptions{Keys: keys, OnFile: func(r verifier.FileReport) {
+	meter := progress.New(g.stderr, "verifying "+filepath.Base(o.pkg))
+	defer meter.Done()
+	opts := packages.OpenOptions{Keys: keys, Progress: meter.Update, OnFile: func(r verifier.FileReport) {
+		meter.Done()
 		res.Files = append(res.Files, r)
 		if !g.json {
 			printFileReport(g.stdout, r)
