@@ -30,7 +30,7 @@ section() {  # section NAME TITLE COMMAND...: run COMMAND, keep its output for t
 live() {
   make -s packages >/dev/null
   go build -o bin/relayfix-demo ./cmd/relayfix-demo
-  bin/relayfix-demo --bin bin --dist dist --messages 6000 --rate 300 \
+  bin/relayfix-demo --bin bin --dist dist --messages 60000 --rate -1 -c 8 --phase 3s \
     --plot bench/hotfix-live.png --timeline bench/hotfix-live.csv
 }
 apply() {

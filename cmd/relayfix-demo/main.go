@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"relayfix/internal/demo"
 	"relayfix/internal/tableprint"
@@ -22,7 +23,8 @@ func main() {
 	fs.StringVar(&opts.DistDir, "dist", "dist", "directory holding SP2.hfx, KB910618.hfx and demo.pub")
 	fs.StringVar(&opts.Root, "root", "", "install root to use (default: a throwaway directory)")
 	fs.IntVar(&opts.Messages, "messages", 3000, "messages to send")
-	fs.Float64Var(&opts.Rate, "rate", 300, "messages per second")
+	fs.Float64Var(&opts.Rate, "rate", 300, "messages per second (negative: as fast as relayd takes them)")
+	fs.DurationVar(&opts.Phase, "phase", 2*time.Second, "how long each build carries load before the next step")
 	fs.IntVar(&opts.Concurrency, "c", 8, "SMTP connections")
 	fs.StringVar(&opts.PlotPath, "plot", "", "write a PNG of delivered msgs/s over time here")
 	fs.StringVar(&opts.Timeline, "timeline", "", "write delivered msgs/s samples (CSV) here")

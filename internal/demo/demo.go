@@ -29,11 +29,14 @@ import (
 
 // Options configure a run.
 type Options struct {
-	BinDir      string // where hotfix is (bin/)
-	DistDir     string // where SP2.hfx, KB910618.hfx and demo.pub are (dist/)
-	Root        string // install root; "" = a new temporary directory, removed afterwards
-	Messages    int    // messages in the main load (default 3000)
-	Rate        float64
+	BinDir   string  // where hotfix is (bin/)
+	DistDir  string  // where SP2.hfx, KB910618.hfx and demo.pub are (dist/)
+	Root     string  // install root; "" = a new temporary directory, removed afterwards
+	Messages int     // messages in the main load (default 3000)
+	Rate     float64 // messages per second (default 300; negative: as fast as the relay takes them)
+	// Phase is how long each build carries load before the next step: the pre-fix build before
+	// the apply, the fix before the rollback, the rollback before the second apply (default 2 s).
+	Phase       time.Duration
 	Concurrency int
 	Out         io.Writer // the story, step by step
 	Progress    bool      // draw a live status line (on a terminal)
@@ -82,8 +85,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if opts.Messages <= 0 {
 		opts.Messages = 3000
 	}
-	if opts.Rate <= 0 {
+	if opts.Rate == 0 {
 		opts.Rate = 300
+	}
+	if opts.Phase <= 0 {
+		opts.Phase = 2 * time.Second
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
@@ -172,7 +178,7 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	loadDone := make(chan *smtpload.LoadResult, 1)
 	go func() {
 		res, _ := smtpload.Load(loadCtx, smtpload.LoadOptions{
-			Addr: listen, N: r.opts.Messages, Concurrency: r.opts.Concurrency, Rate: r.opts.Rate,
+			Addr: listen, N: r.opts.Messages, Concurrency: r.opts.Concurrency, Rate: max(r.opts.Rate, 0),
 			Duration: 90 * time.Second,
 			OnAck: func(seq int, reply string) {
 				loadMu.Lock()
@@ -184,7 +190,11 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	}()
 	progressStop := r.progress(ctx, func() int { loadMu.Lock(); defer loadMu.Unlock(); return len(acked) })
 	defer progressStop()
-	r.say("load: %d messages of 4 KiB at %.0f msgs/s over %d connections", r.opts.Messages, r.opts.Rate, r.opts.Concurrency)
+	rate := fmt.Sprintf("%.0f msgs/s", r.opts.Rate)
+	if r.opts.Rate < 0 {
+		rate = "full speed"
+	}
+	r.say("load: %d messages of 4 KiB at %s over %d connections", r.opts.Messages, rate, r.opts.Concurrency)
 
 	// The pre-fix build meets the KB 910618 race under this load.
 	crashCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -197,6 +207,7 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 		r.say("tracking %s crashed (%d so far): %s; mail keeps flowing", st.Version, st.Crashes, firstLine(st.LastExit))
 	}
 	r.mark("crash")
+	r.sleep(ctx, r.opts.Phase) // mail keeps flowing while the pre-fix build crashes
 
 	// Apply the fix live.
 	r.mark("apply KB910618")
@@ -218,7 +229,7 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	crashesAtFix := st.Crashes
 
 	// Let the fixed build carry load for a while, then roll back and apply again.
-	r.sleep(ctx, 3*time.Second)
+	r.sleep(ctx, r.opts.Phase)
 	st, _ = r.tracking(ctx)
 	sum.CrashesAfter = st.Crashes - crashesAtFix
 	r.say("fixed build under load: %d crash(es) since the apply", sum.CrashesAfter)
@@ -237,7 +248,7 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	} else {
 		return err
 	}
-	r.sleep(ctx, 2*time.Second)
+	r.sleep(ctx, r.opts.Phase)
 
 	r.mark("re-apply")
 	t0 = time.Now()
