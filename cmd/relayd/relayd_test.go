@@ -28,6 +28,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
 	"relayfix/internal/stamp"
 	"relayfix/relay/control"
@@ -42,141 +43,29 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	relaydBin = filepath.Join(dir, "relayd")
-	build := exec.Command("go", "build", "-ldflags", stamp.LDFlag(stamp.RelaydVersion), "-o", relaydBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build relayd:", err)
+	bins, err := relaytest.Build(context.Background(), dir, relaytest.RelaydProgram)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	relaydBin = bins.Relayd
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// shortRoot returns a fresh install root with a path short enough for a Unix socket name.
-func shortRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "rr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// syncBuffer collects a process's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// proc is a running relayd.
-type proc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	root string
-	addr string
-	log  *syncBuffer
-	done chan struct{}
-	err  error
-}
-
 // startRelay starts relayd on root, listening on a free loopback port, and waits until it
 // serves SMTP.
-func startRelay(t *testing.T, root, nextHop string, extra ...string) *proc {
+func startRelay(t *testing.T, root layout.Root, nextHop string, extra ...string) *relaytest.Relayd {
 	t.Helper()
-	args := []string{"--root", root, "--listen", "127.0.0.1:0"}
-	if nextHop != "" {
-		args = append(args, "--next-hop", nextHop)
-	}
-	args = append(args, extra...)
-	cmd := exec.Command(relaydBin, args...)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	p := &proc{t: t, cmd: cmd, root: root, log: &syncBuffer{}, done: make(chan struct{})}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.log.Write([]byte(line + "\n"))
-			if strings.Contains(line, "relayd listening") {
-				for _, f := range strings.Fields(line) {
-					if a, ok := strings.CutPrefix(f, "smtp="); ok {
-						addrc <- a
-					}
-				}
-			}
-		}
-	}()
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("relayd log:\n%s", p.log.String())
-		}
-	})
-	select {
-	case p.addr = <-addrc:
-		return p
-	case <-p.done:
-		t.Fatalf("relayd exited at start: %v\n%s", p.err, p.log.String())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("relayd did not listen within 15s\n%s", p.log.String())
-	}
-	return nil
-}
-
-// kill9 kills relayd without warning and waits until it is gone.
-func (p *proc) kill9() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop sends SIGTERM and returns the exit code.
-func (p *proc) stop(timeout time.Duration) int {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.t.Fatalf("relayd did not exit within %v of SIGTERM", timeout)
-	}
-	return p.cmd.ProcessState.ExitCode()
+	return relaytest.StartRelayd(t, relaydBin, root, nextHop, extra...)
 }
 
 // ctl runs `relayd ctl ARGS --root ROOT` and returns stdout and the exit code.
-func ctl(t *testing.T, root string, args ...string) (string, int) {
+func ctl(t *testing.T, root layout.Root, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(relaydBin, append(append([]string{"ctl"}, args...), "--root", root)...)
+	cmd := exec.Command(relaydBin, append(append([]string{"ctl"}, args...), "--root", string(root))...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -191,11 +80,11 @@ func ctl(t *testing.T, root string, args ...string) (string, int) {
 	return out.String() + errb.String(), code
 }
 
-func status(t *testing.T, root string) control.Status {
+func status(t *testing.T, root layout.Root) control.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := control.Client{Path: layout.Root(root).ControlSocket()}.Status(ctx)
+	st, err := control.Client{Path: root.ControlSocket()}.Status(ctx)
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
@@ -245,9 +134,9 @@ func waitDelivered(t *testing.T, sink *smtpload.Sink, acked map[int]string, with
 
 func TestThousandMessagesEndToEnd(t *testing.T) {
 	sink := newSink(t, "127.0.0.1:0")
-	root := shortRoot(t)
+	root := relaytest.ShortRoot(t)
 	p := startRelay(t, root, sink.Addr(), "--allow", "127.0.0.1/32")
-	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.addr, N: 1000, Concurrency: 8, Size: 4096})
+	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.Addr, N: 1000, Concurrency: 8, Size: 4096})
 	if res.Acked != 1000 {
 		t.Fatalf("acked %d of 1000 (first error %v)", res.Acked, res.FirstError)
 	}
@@ -271,7 +160,7 @@ func TestThousandMessagesEndToEnd(t *testing.T) {
 	if st.Version != stamp.RelaydVersion {
 		t.Fatalf("status version %q, want %q", st.Version, stamp.RelaydVersion)
 	}
-	if code := p.stop(30 * time.Second); code != 0 {
+	if code := p.Stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
 }
@@ -295,7 +184,7 @@ func TestKill9LosesNothing(t *testing.T) {
 			if tt.slowSink > 0 {
 				sink.SetReply(func(int) error { time.Sleep(tt.slowSink); return nil })
 			}
-			root := shortRoot(t)
+			root := relaytest.ShortRoot(t)
 			p := startRelay(t, root, sink.Addr())
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -303,14 +192,14 @@ func TestKill9LosesNothing(t *testing.T) {
 			var mu sync.Mutex
 			acked := map[int]string{}
 			res := load(t, ctx, smtpload.LoadOptions{
-				Addr: p.addr, N: tt.n, Concurrency: 8, Size: 4096,
+				Addr: p.Addr, N: tt.n, Concurrency: 8, Size: 4096,
 				OnAck: func(seq int, reply string) {
 					mu.Lock()
 					acked[seq] = reply
 					n := len(acked)
 					mu.Unlock()
 					if tt.killAfter > 0 && n >= tt.killAfter {
-						once.Do(func() { p.kill9(); cancel() })
+						once.Do(func() { p.Kill9(); cancel() })
 					}
 				},
 			})
@@ -322,7 +211,7 @@ func TestKill9LosesNothing(t *testing.T) {
 				if got >= tt.n {
 					t.Fatalf("the slow next hop already has everything (%d); no backlog to kill", got)
 				}
-				p.kill9()
+				p.Kill9()
 				t.Logf("killed with %d of %d delivered", got, tt.n)
 			}
 			// Every 250 the load generator saw is in acked (OnAck) or res.Acks.
@@ -347,9 +236,9 @@ func TestKill9LosesNothing(t *testing.T) {
 
 func TestNextHopDownThenBack(t *testing.T) {
 	hop := freeAddr(t)
-	root := shortRoot(t)
+	root := relaytest.ShortRoot(t)
 	p := startRelay(t, root, hop, "--retry-base", "300ms", "--retry-max", "1s")
-	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.addr, N: 50, Concurrency: 4})
+	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.Addr, N: 50, Concurrency: 4})
 	if res.Acked != 50 {
 		t.Fatalf("acked %d of 50 with the next hop down: %v", res.Acked, res.FirstError)
 	}
@@ -408,9 +297,9 @@ func TestTemporaryFailureDefersPermanentBounces(t *testing.T) {
 		}
 		return nil
 	})
-	root := shortRoot(t)
+	root := relaytest.ShortRoot(t)
 	p := startRelay(t, root, sink.Addr(), "--retry-base", "200ms", "--retry-max", "500ms")
-	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.addr, N: 8, Concurrency: 1, From: "sender@example.test"})
+	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.Addr, N: 8, Concurrency: 1, From: "sender@example.test"})
 	if res.Acked != 8 {
 		t.Fatalf("acked %d of 8", res.Acked)
 	}
@@ -454,9 +343,9 @@ func TestTemporaryFailureDefersPermanentBounces(t *testing.T) {
 
 func TestNotAnOpenRelay(t *testing.T) {
 	sink := newSink(t, "127.0.0.1:0")
-	root := shortRoot(t)
+	root := relaytest.ShortRoot(t)
 	p := startRelay(t, root, sink.Addr(), "--allow", "127.0.0.1/32")
-	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.addr, N: 3, LocalAddr: "127.0.0.2", Duration: 10 * time.Second})
+	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.Addr, N: 3, LocalAddr: "127.0.0.2", Duration: 10 * time.Second})
 	if res.Acked != 0 {
 		t.Fatalf("a client on 127.0.0.2 got %d messages accepted with only 127.0.0.1/32 allowed", res.Acked)
 	}
@@ -464,7 +353,7 @@ func TestNotAnOpenRelay(t *testing.T) {
 	if !errors.As(res.FirstError, &se) || se.Code != 554 || se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) {
 		t.Fatalf("refusal should be 5.7.1, got %v", res.FirstError)
 	}
-	ok := load(t, context.Background(), smtpload.LoadOptions{Addr: p.addr, N: 1, LocalAddr: "127.0.0.1"})
+	ok := load(t, context.Background(), smtpload.LoadOptions{Addr: p.Addr, N: 1, LocalAddr: "127.0.0.1"})
 	if ok.Acked != 1 {
 		t.Fatalf("127.0.0.1 refused: %v", ok.FirstError)
 	}
@@ -509,12 +398,12 @@ func command(t *testing.T, c net.Conn, r *bufio.Reader, line string) string {
 
 func TestHostileClients(t *testing.T) {
 	hop := freeAddr(t) // nothing listens: everything accepted stays in the queue to be counted
-	root := shortRoot(t)
+	root := relaytest.ShortRoot(t)
 	p := startRelay(t, root, hop, "--max-size", "20000", "--retry-base", "1h")
 	accepted := 0
 
 	t.Run("over-long line", func(t *testing.T) {
-		c, r := dialRaw(t, p.addr)
+		c, r := dialRaw(t, p.Addr)
 		defer c.Close()
 		command(t, c, r, "EHLO hostile.test")
 		if got := command(t, c, r, "MAIL FROM:<"+strings.Repeat("a", 5000)+"@x.test>"); !strings.HasPrefix(got, "500") {
@@ -522,7 +411,7 @@ func TestHostileClients(t *testing.T) {
 		}
 	})
 	t.Run("garbage", func(t *testing.T) {
-		c, r := dialRaw(t, p.addr)
+		c, r := dialRaw(t, p.Addr)
 		defer c.Close()
 		for _, g := range []string{"\x00\x01\x02 binary", "FOO BAR", "MAIL", "RCPT TO:<x@y.test>", "DATA"} {
 			if got := command(t, c, r, g); !strings.HasPrefix(got, "5") {
@@ -531,7 +420,7 @@ func TestHostileClients(t *testing.T) {
 		}
 	})
 	t.Run("DATA beyond SIZE", func(t *testing.T) {
-		c, r := dialRaw(t, p.addr)
+		c, r := dialRaw(t, p.Addr)
 		defer c.Close()
 		command(t, c, r, "EHLO hostile.test")
 		command(t, c, r, "MAIL FROM:<a@x.test>")
@@ -552,7 +441,7 @@ func TestHostileClients(t *testing.T) {
 	})
 	t.Run("disconnect mid-DATA", func(t *testing.T) {
 		for range 5 {
-			c, r := dialRaw(t, p.addr)
+			c, r := dialRaw(t, p.Addr)
 			command(t, c, r, "EHLO hostile.test")
 			command(t, c, r, "MAIL FROM:<a@x.test>")
 			command(t, c, r, "RCPT TO:<b@y.test>")
@@ -565,7 +454,7 @@ func TestHostileClients(t *testing.T) {
 	// 500 idle connections at once; the relay keeps serving others.
 	var idle []net.Conn
 	for range 500 {
-		c, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+		c, err := net.DialTimeout("tcp", p.Addr, 5*time.Second)
 		if err != nil {
 			t.Fatalf("idle connection %d: %v", len(idle), err)
 		}
@@ -576,7 +465,7 @@ func TestHostileClients(t *testing.T) {
 			c.Close()
 		}
 	}()
-	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.addr, N: 20, Concurrency: 4, Duration: 30 * time.Second})
+	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.Addr, N: 20, Concurrency: 4, Duration: 30 * time.Second})
 	if res.Acked != 20 {
 		t.Fatalf("with 500 idle connections open, %d of 20 were accepted: %v", res.Acked, res.FirstError)
 	}
@@ -594,7 +483,7 @@ func TestHostileClients(t *testing.T) {
 	if d := status(t, root).QueueDepth; d != accepted {
 		t.Fatalf("queue depth %d, want %d accepted", d, accepted)
 	}
-	if code := p.stop(30 * time.Second); code != 0 {
+	if code := p.Stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	startRelay(t, root, hop, "--retry-base", "1h")
@@ -605,11 +494,11 @@ func TestHostileClients(t *testing.T) {
 
 func TestSIGTERMFinishesTheOpenTransaction(t *testing.T) {
 	sink := newSink(t, "127.0.0.1:0")
-	root := shortRoot(t)
+	root := relaytest.ShortRoot(t)
 	p := startRelay(t, root, sink.Addr())
-	idleC, idleR := dialRaw(t, p.addr) // an idle client must not hold the shutdown up
+	idleC, idleR := dialRaw(t, p.Addr) // an idle client must not hold the shutdown up
 	defer idleC.Close()
-	c, r := dialRaw(t, p.addr)
+	c, r := dialRaw(t, p.Addr)
 	defer c.Close()
 	command(t, c, r, "EHLO drain.test")
 	command(t, c, r, "MAIL FROM:<a@x.test>")
@@ -618,10 +507,10 @@ func TestSIGTERMFinishesTheOpenTransaction(t *testing.T) {
 		t.Fatalf("DATA: %q", got)
 	}
 	c.Write([]byte("Subject: in flight\r\n" + smtpload.SeqHeader + ": 77\r\n\r\nfirst half\r\n"))
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond)
 	select {
-	case <-p.done:
+	case <-p.Done():
 		t.Fatal("relayd exited with a transaction open")
 	default:
 	}
@@ -631,11 +520,11 @@ func TestSIGTERMFinishesTheOpenTransaction(t *testing.T) {
 		t.Fatalf("in-flight message after SIGTERM: %q", got)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("relayd did not exit after the transaction ended")
 	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := p.ExitCode(); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 	idleR.ReadString('\n') // the idle client was let go
@@ -648,7 +537,7 @@ func TestSIGTERMFinishesTheOpenTransaction(t *testing.T) {
 }
 
 func TestCtl(t *testing.T) {
-	root := shortRoot(t)
+	root := relaytest.ShortRoot(t)
 	if _, code := ctl(t, root, "status"); code != 1 {
 		t.Fatalf("ctl status with no relay: exit %d, want 1", code)
 	}
@@ -659,7 +548,7 @@ func TestCtl(t *testing.T) {
 	}
 	out, code = ctl(t, root, "status", "--json")
 	var resp control.Response
-	if code != 0 || json.Unmarshal([]byte(out), &resp) != nil || resp.Status == nil || resp.Status.PID != p.cmd.Process.Pid {
+	if code != 0 || json.Unmarshal([]byte(out), &resp) != nil || resp.Status == nil || resp.Status.PID != p.Pid() {
 		t.Fatalf("ctl status --json: %d\n%s", code, out)
 	}
 	// The root has no msgtrack: restarting the tracking component must fail and say why.
@@ -675,7 +564,7 @@ func TestCtl(t *testing.T) {
 	if _, code := ctl(t, root, "frobnicate"); code != 2 {
 		t.Fatalf("unknown ctl command: exit %d, want 2", code)
 	}
-	fi, err := os.Stat(layout.Root(root).ControlSocket())
+	fi, err := os.Stat(root.ControlSocket())
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("control socket mode: %v %v", fi.Mode().Perm(), err)
 	}
@@ -683,24 +572,24 @@ func TestCtl(t *testing.T) {
 		t.Fatalf("ctl shutdown: %d %s", code, out)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("relayd did not stop after ctl shutdown")
 	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := p.ExitCode(); code != 0 {
 		t.Fatalf("exit %d after ctl shutdown", code)
 	}
 }
 
 func TestUsageErrors(t *testing.T) {
-	root := shortRoot(t)
+	root := relaytest.ShortRoot(t)
 	tests := []struct {
 		args []string
 		code int
 	}{
 		{[]string{"--no-such-flag"}, 2},
-		{[]string{"--allow", "not-a-cidr", "--root", root}, 2},
-		{[]string{"--next-hop", "nocolon", "--root", root}, 2},
+		{[]string{"--allow", "not-a-cidr", "--root", string(root)}, 2},
+		{[]string{"--next-hop", "nocolon", "--root", string(root)}, 2},
 		{[]string{"stray-argument"}, 2},
 		{[]string{"--help"}, 0},
 	}
@@ -714,26 +603,26 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestConfigFile(t *testing.T) {
-	root := shortRoot(t)
+	root := relaytest.ShortRoot(t)
 	sink := newSink(t, "127.0.0.1:0")
 	conf := fmt.Sprintf(`{"next-hop": %q, "allow": ["127.0.0.1/32"], "workers": 2, "max-size": 5000}`, sink.Addr())
-	if err := os.WriteFile(layout.Root(root).Config(), []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(root.Config(), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := startRelay(t, root, "")
 	if st := status(t, root); st.NextHop != sink.Addr() {
 		t.Fatalf("next hop from the config file: %q", st.NextHop)
 	}
-	small := load(t, context.Background(), smtpload.LoadOptions{Addr: p.addr, N: 1, Size: 1000})
-	big := load(t, context.Background(), smtpload.LoadOptions{Addr: p.addr, N: 1, Size: 8000, FirstSeq: 1})
+	small := load(t, context.Background(), smtpload.LoadOptions{Addr: p.Addr, N: 1, Size: 1000})
+	big := load(t, context.Background(), smtpload.LoadOptions{Addr: p.Addr, N: 1, Size: 8000, FirstSeq: 1})
 	if small.Acked != 1 || big.Acked != 0 {
 		t.Fatalf("max-size from the config file: small acked %d, big acked %d", small.Acked, big.Acked)
 	}
 	if tally := waitDelivered(t, sink, small.Acks, 10*time.Second); tally.Lost != 0 {
 		t.Fatalf("%v", tally)
 	}
-	os.WriteFile(layout.Root(root).Config(), []byte(`{"bogus": 1}`), 0o600)
-	cmd := exec.Command(relaydBin, "--root", root)
+	os.WriteFile(root.Config(), []byte(`{"bogus": 1}`), 0o600)
+	cmd := exec.Command(relaydBin, "--root", string(root))
 	if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "bogus") {
 		t.Fatalf("unknown setting: exit %d %s", cmd.ProcessState.ExitCode(), out)
 	}
@@ -771,10 +660,10 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 
 func TestSTARTTLS(t *testing.T) {
 	sink := newSink(t, "127.0.0.1:0")
-	root := shortRoot(t)
-	cert, key := writeCert(t, root)
+	root := relaytest.ShortRoot(t)
+	cert, key := writeCert(t, string(root))
 	p := startRelay(t, root, sink.Addr(), "--tls-cert", cert, "--tls-key", key)
-	pc, err := smtp.Dial(p.addr)
+	pc, err := smtp.Dial(p.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -785,7 +674,7 @@ func TestSTARTTLS(t *testing.T) {
 		t.Fatal("STARTTLS not offered with a certificate configured")
 	}
 	pc.Close()
-	c, err := smtp.DialStartTLS(p.addr, &tls.Config{InsecureSkipVerify: true})
+	c, err := smtp.DialStartTLS(p.Addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatalf("STARTTLS: %v", err)
 	}
@@ -802,8 +691,8 @@ func TestSTARTTLS(t *testing.T) {
 	}
 
 	// Without a certificate STARTTLS is not offered.
-	plain := startRelay(t, shortRoot(t), sink.Addr())
-	c2, err := smtp.Dial(plain.addr)
+	plain := startRelay(t, relaytest.ShortRoot(t), sink.Addr())
+	c2, err := smtp.Dial(plain.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,242 @@
+// Package relaytest is the shared harness for tests that run the real relayfix binaries: it
+// builds them stamped as the Makefile does, makes install roots short enough for a Unix socket
+// path, and starts relayd as a process on a free loopback port, keeping its log for a failing
+// test. Suites call Build from TestMain and StartRelayd from their tests, so every suite drives
+// the same binaries the same way.
+package relaytest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"relayfix/internal/layout"
+	"relayfix/internal/stamp"
+	"relayfix/relay/control"
+)
+
+// Program names one of the binaries Build can make.
+type Program string
+
+// The programs, each built as `make build` builds it.
+const (
+	HotfixProgram      Program = "hotfix"          // cmd/hotfix, unstamped
+	RelaydProgram      Program = "relayd"          // cmd/relayd, stamp.RelaydVersion
+	TrackPrefixProgram Program = "msgtrack-prefix" // cmd/msgtrack -tags msgtrack_prefix, stamp.TrackPrefixVersion
+	TrackFixedProgram  Program = "msgtrack-fixed"  // cmd/msgtrack, stamp.TrackFixedVersion
+)
+
+// Binaries holds the paths Build wrote; a program that was not asked for has an empty path.
+type Binaries struct {
+	Hotfix      string // DIR/hotfix
+	Relayd      string // DIR/relayd
+	TrackPrefix string // DIR/sp2/msgtrack: the service pack build with the KB 910618 defect
+	TrackFixed  string // DIR/kb910618/msgtrack: the fixed build
+}
+
+// Build builds progs (all four when none is named) into dir, laid out as `make build` lays out
+// bin/. The binaries are static (CGO_ENABLED=0), so a copy behaves the same from any root.
+func Build(ctx context.Context, dir string, progs ...Program) (Binaries, error) {
+	if len(progs) == 0 {
+		progs = []Program{HotfixProgram, RelaydProgram, TrackPrefixProgram, TrackFixedProgram}
+	}
+	var b Binaries
+	for _, p := range progs {
+		var out, pkg string
+		var args []string
+		switch p {
+		case HotfixProgram:
+			b.Hotfix = filepath.Join(dir, "hotfix")
+			out, pkg = b.Hotfix, "relayfix/cmd/hotfix"
+		case RelaydProgram:
+			b.Relayd = filepath.Join(dir, "relayd")
+			out, pkg = b.Relayd, "relayfix/cmd/relayd"
+			args = []string{"-ldflags", stamp.LDFlag(stamp.RelaydVersion)}
+		case TrackPrefixProgram:
+			b.TrackPrefix = filepath.Join(dir, "sp2", "msgtrack")
+			out, pkg = b.TrackPrefix, "relayfix/cmd/msgtrack"
+			args = []string{"-tags", "msgtrack_prefix", "-ldflags", stamp.LDFlag(stamp.TrackPrefixVersion)}
+		case TrackFixedProgram:
+			b.TrackFixed = filepath.Join(dir, "kb910618", "msgtrack")
+			out, pkg = b.TrackFixed, "relayfix/cmd/msgtrack"
+			args = []string{"-ldflags", stamp.LDFlag(stamp.TrackFixedVersion)}
+		default:
+			return Binaries{}, fmt.Errorf("build %q: no such program", p)
+		}
+		cmd := exec.CommandContext(ctx, "go", append(append([]string{"build", "-o", out}, args...), pkg)...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return Binaries{}, fmt.Errorf("go build %s: %w\n%s", p, err, msg)
+		}
+	}
+	return b, nil
+}
+
+// ShortRoot returns a fresh install root under the system temporary directory, removed when the
+// test ends. t.TempDir's paths are long enough to push the control socket past the 108 bytes a
+// Unix socket address holds.
+func ShortRoot(t testing.TB) layout.Root {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return layout.Root(dir)
+}
+
+// startTimeout bounds how long relayd may take to start serving SMTP.
+const startTimeout = 20 * time.Second
+
+// logTail is how much of relayd's log a failing test shows: the end, where the failure is.
+const logTail = 20000
+
+// Relayd is a running relayd process.
+type Relayd struct {
+	Addr string         // the SMTP listen address relayd logged
+	Ctl  control.Client // its control socket
+
+	t    testing.TB
+	cmd  *exec.Cmd
+	log  logBuffer
+	done chan struct{}
+	err  error // from Wait, set before done is closed
+}
+
+// StartRelayd runs bin as relayd on root, listening on a free loopback port, with nextHop as its
+// next hop (none when empty) and extra arguments after, and waits until it serves SMTP. When the
+// test ends relayd gets SIGTERM (SIGKILL if it has not exited within 20s), and a failed test
+// logs the end of relayd's log.
+func StartRelayd(t testing.TB, bin string, root layout.Root, nextHop string, extra ...string) *Relayd {
+	t.Helper()
+	args := []string{"--root", string(root), "--listen", "127.0.0.1:0"}
+	if nextHop != "" {
+		args = append(args, "--next-hop", nextHop)
+	}
+	cmd := exec.Command(bin, append(args, extra...)...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		t.Fatal(err)
+	}
+	pw.Close()
+	r := &Relayd{Ctl: control.Client{Path: root.ControlSocket()}, t: t, cmd: cmd, done: make(chan struct{})}
+	addrc := make(chan string, 1)
+	go func() {
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			r.log.add(line)
+			if !strings.Contains(line, "relayd listening") {
+				continue
+			}
+			for _, f := range strings.Fields(line) {
+				if a, ok := strings.CutPrefix(f, "smtp="); ok {
+					select {
+					case addrc <- a:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	go func() {
+		r.err = cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-r.done
+		}
+		if t.Failed() {
+			s := r.Log()
+			if len(s) > logTail {
+				s = "...\n" + s[len(s)-logTail:]
+			}
+			t.Logf("relayd log:\n%s", s)
+		}
+	})
+	select {
+	case r.Addr = <-addrc:
+	case <-r.done:
+		t.Fatalf("relayd exited at start: %v\n%s", r.err, r.Log())
+	case <-time.After(startTimeout):
+		t.Fatalf("relayd did not listen within %v\n%s", startTimeout, r.Log())
+	}
+	return r
+}
+
+// Log returns what relayd has written to stderr so far.
+func (r *Relayd) Log() string { return r.log.String() }
+
+// Pid is relayd's process id.
+func (r *Relayd) Pid() int { return r.cmd.Process.Pid }
+
+// Signal sends sig to relayd.
+func (r *Relayd) Signal(sig os.Signal) { r.cmd.Process.Signal(sig) }
+
+// Done is closed once relayd has exited.
+func (r *Relayd) Done() <-chan struct{} { return r.done }
+
+// ExitCode is relayd's exit code once Done is closed (-1 if a signal ended it).
+func (r *Relayd) ExitCode() int {
+	<-r.done
+	return r.cmd.ProcessState.ExitCode()
+}
+
+// Kill9 kills relayd without warning and waits until it is gone.
+func (r *Relayd) Kill9() {
+	r.Signal(syscall.SIGKILL)
+	<-r.done
+}
+
+// Stop sends SIGTERM and returns the exit code; the test fails at once if relayd has not exited
+// within timeout.
+func (r *Relayd) Stop(timeout time.Duration) int {
+	r.t.Helper()
+	r.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(timeout):
+		r.t.Fatalf("relayd did not exit within %v of SIGTERM", timeout)
+	}
+	return r.ExitCode()
+}
+
+// logBuffer is relayd's log, written by the goroutine reading its stderr and read by the test.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(line)
+	l.b.WriteByte('\n')
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,119 @@
+package relaytest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"relayfix/internal/stamp"
+)
+
+// relaydBin is built once: the harness is tested against the real relayd it exists to run.
+var relaydBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "relaytest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins, err := Build(context.Background(), dir, RelaydProgram)
+	code := 1
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else if bins.Hotfix != "" || bins.TrackPrefix != "" || bins.TrackFixed != "" {
+		fmt.Fprintf(os.Stderr, "built more than relayd: %+v\n", bins)
+	} else {
+		relaydBin = bins.Relayd
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestBuildRefusesAnUnknownProgram(t *testing.T) {
+	if _, err := Build(context.Background(), t.TempDir(), "nosuch"); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Fatalf("Build of an unknown program: %v", err)
+	}
+}
+
+func TestShortRootFitsASocketAddress(t *testing.T) {
+	// sun_path holds 108 bytes, the terminating NUL included.
+	if p := ShortRoot(t).ControlSocket(); len(p) >= 108 {
+		t.Fatalf("control socket path is %d bytes: %s", len(p), p)
+	}
+}
+
+func TestStartRelaydThenStop(t *testing.T) {
+	r := StartRelayd(t, relaydBin, ShortRoot(t), "")
+	c, err := net.DialTimeout("tcp", r.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial the logged address %s: %v", r.Addr, err)
+	}
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := r.Ctl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != stamp.RelaydVersion || st.PID != r.Pid() {
+		t.Fatalf("status: version %q pid %d, want %q pid %d", st.Version, st.PID, stamp.RelaydVersion, r.Pid())
+	}
+	if !strings.Contains(r.Log(), "relayd listening") {
+		t.Fatalf("log lacks the listening line:\n%s", r.Log())
+	}
+	if code := r.Stop(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+}
+
+func TestKill9(t *testing.T) {
+	r := StartRelayd(t, relaydBin, ShortRoot(t), "")
+	r.Kill9()
+	select {
+	case <-r.Done():
+	default:
+		t.Fatal("Done is open after Kill9 returned")
+	}
+	if code := r.ExitCode(); code != -1 {
+		t.Fatalf("exit code %d after SIGKILL, want -1 (killed by a signal)", code)
+	}
+}
+
+func TestStartRelaydThatCannotStartFails(t *testing.T) {
+	// A relayd that exits at once must fail the test with its error, not wait out the start
+	// timeout.
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if p := recover(); p != nil && p != ft {
+				panic(p)
+			}
+		}()
+		StartRelayd(ft, relaydBin, ShortRoot(t), "nocolon")
+	}()
+	<-done
+	if !ft.failed || !strings.Contains(ft.msg, "relayd exited at start") {
+		t.Fatalf("start of a relayd with a bad next hop: failed %v, %q", ft.failed, ft.msg)
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the message and unwinds with a panic, so a
+// test can check that a harness function fails the way it should.
+type fatalRecorder struct {
+	testing.TB
+	failed bool
+	msg    string
+}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.failed, f.msg = true, fmt.Sprintf(format, args...)
+	panic(f)
+}
