@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"relayfix/internal/smtpload"
 )
 
 // BenchmarkLiveApply times a full live apply of KB910618 — hotfix started as a process, package
@@ -16,17 +14,8 @@ import (
 //
 //	go test ./packages/e2e -run '^$' -bench LiveApply -benchtime 10x
 func BenchmarkLiveApply(b *testing.B) {
-	root := shortRoot(b)
-	if r := hotfix(b, root, nil, "apply", e.sp2, "--pubkey", e.pub); r.code != 0 {
-		b.Fatalf("apply SP2: %s", r.stderr)
-	}
-	sink, err := smtpload.NewSink("127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { sink.Close() }) // registered first, so it runs after relayd has stopped
-	r := startRelayd(b, root, sink.Addr())
-	l := startLoad(r.addr, 100, 1000000)
+	root, _, r := liveSP2(b)
+	l := startLoad(r.Addr, 100, 1000000)
 	var runs []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"relayfix/internal/layout"
-	"relayfix/internal/smtpload"
 	"relayfix/packages"
 )
 
@@ -67,18 +66,11 @@ func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string
 // relay carries mail, and checks after each recovery that the files match the database, that the
 // relay runs the build the database lists and, at the end, that no message was lost.
 func TestKillLiveApplyAtEveryStep(t *testing.T) {
-	root := shortRoot(t)
-	mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
-	sink, err := smtpload.NewSink("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() }) // registered first, so it runs after relayd has stopped
-	r := startRelayd(t, root, sink.Addr())
+	root, sink, r := liveSP2(t)
 	r.waitTracking(t, "6.5.7638.1")
 	// A modest rate: the service pack build crashes under heavy load (the KB 910618 defect), and
 	// each step waits for it to be seen healthy again.
-	l := startLoad(r.addr, 30, 50000)
+	l := startLoad(r.Addr, 30, 50000)
 
 	steps := append(slices.Clone(crashSteps), crashCase{step: "restarted", recover: true})
 	for _, c := range steps {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/relaytest"
 	"relayfix/packages"
 	"relayfix/verifier"
 )
@@ -32,7 +33,7 @@ func rootOnTmpfs(t testing.TB, root layout.Root, spare int64) layout.Root {
 		}
 		return nil
 	})
-	dir := shortRoot(t)
+	dir := relaytest.ShortRoot(t)
 	if err := syscall.Mount("tmpfs", string(dir), "tmpfs", 0, fmt.Sprintf("size=%d", used+spare)); err != nil {
 		t.Skipf("cannot mount a tmpfs here: %v", err)
 	}

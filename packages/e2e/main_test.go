@@ -18,6 +18,7 @@ import (
 	"aead.dev/minisign"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/relaytest"
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
 	"relayfix/packages"
@@ -64,16 +65,6 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }
 
-func goBuild(mod, out, pkg string, args ...string) error {
-	cmd := exec.Command("go", append(append([]string{"build", "-o", out}, args...), pkg)...)
-	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return nil
-}
-
 // setup does what `make packages` does: build the binaries, make a key pair, pack SP2 and
 // KB910618 from packaging/; and it adds a hotfix whose tracking build exits at start.
 func setup(dir string) error {
@@ -82,25 +73,13 @@ func setup(dir string) error {
 		return err
 	}
 	e.dir = dir
-	e.hotfix = filepath.Join(dir, "hotfix")
-	e.relayd = filepath.Join(dir, "relayd")
-	track1 := filepath.Join(dir, "sp2", "msgtrack")
-	track2 := filepath.Join(dir, "kb910618", "msgtrack")
+	bins, err := relaytest.Build(context.Background(), dir)
+	if err != nil {
+		return err
+	}
+	e.hotfix, e.relayd = bins.Hotfix, bins.Relayd
+	track1, track2 := bins.TrackPrefix, bins.TrackFixed
 	bad := filepath.Join(dir, "bad", "msgtrack")
-	builds := []struct {
-		out, pkg string
-		args     []string
-	}{
-		{e.hotfix, "./cmd/hotfix", nil},
-		{e.relayd, "./cmd/relayd", []string{"-ldflags", stamp.LDFlag(stamp.RelaydVersion)}},
-		{track1, "./cmd/msgtrack", []string{"-tags", "msgtrack_prefix", "-ldflags", stamp.LDFlag(stamp.TrackPrefixVersion)}},
-		{track2, "./cmd/msgtrack", []string{"-ldflags", stamp.LDFlag(stamp.TrackFixedVersion)}},
-	}
-	for _, b := range builds {
-		if err := goBuild(mod, b.out, b.pkg, b.args...); err != nil {
-			return err
-		}
-	}
 	if err := buildExitAtStart(dir, bad, "6.5.7651.46"); err != nil {
 		return err
 	}

@@ -1,131 +1,75 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
 	"relayfix/packages"
 	"relayfix/relay/control"
 )
 
-// shortRoot returns a root whose control socket path fits a Unix socket address.
-func shortRoot(t testing.TB) layout.Root {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return layout.Root(dir)
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) add(s string) { l.mu.Lock(); l.b.WriteString(s + "\n"); l.mu.Unlock() }
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-type relayd struct {
-	addr string
-	ctl  control.Client
-}
+// relayd is a running relay, the one SP2 installed.
+type relayd struct{ *relaytest.Relayd }
 
 // startRelayd runs the relayd that SP2 installed, ROOT/bin/relayd, with the sink as next hop.
 func startRelayd(t testing.TB, root layout.Root, sink string) *relayd {
 	t.Helper()
-	cmd := exec.Command(root.Bin("relayd"), "--root", string(root), "--listen", "127.0.0.1:0", "--next-hop", sink,
-		"--allow", "127.0.0.1/32", "--track-restart-max", "1s")
-	pr, pw, err := os.Pipe()
+	return &relayd{relaytest.StartRelayd(t, root.Bin("relayd"), root, sink,
+		"--allow", "127.0.0.1/32", "--track-restart-max", "1s")}
+}
+
+// liveSP2 applies SP2 to a fresh root and starts the relayd it installed, with a sink as its
+// next hop.
+func liveSP2(t testing.TB) (layout.Root, *smtpload.Sink, *relayd) {
+	t.Helper()
+	root := relaytest.ShortRoot(t)
+	mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
+	sink, err := smtpload.NewSink("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	log := &logBuffer{}
-	done := make(chan struct{})
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			log.add(line)
-			if strings.Contains(line, "relayd listening") {
-				for _, f := range strings.Fields(line) {
-					if a, ok := strings.CutPrefix(f, "smtp="); ok {
-						addrc <- a
-					}
-				}
-			}
-		}
-	}()
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			s := log.String()
-			if len(s) > 15000 {
-				s = "...\n" + s[len(s)-15000:]
-			}
-			t.Logf("relayd log:\n%s", s)
-		}
-	})
-	r := &relayd{ctl: control.Client{Path: root.ControlSocket()}}
-	select {
-	case r.addr = <-addrc:
-	case <-done:
-		t.Fatalf("relayd exited:\n%s", log.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("relayd did not start:\n%s", log.String())
-	}
-	return r
+	t.Cleanup(func() { sink.Close() }) // registered first, so it runs after relayd has stopped
+	return root, sink, startRelayd(t, root, sink.Addr())
 }
 
-// waitTracking waits until the relay's tracking component runs version, healthy.
-func (r *relayd) waitTracking(t testing.TB, version string) control.ComponentStatus {
-	t.Helper()
+// pollTracking asks the relay for its tracking component's status until ok accepts it or 15s
+// have passed, and returns the last status seen and whether ok accepted it. A relay that does
+// not answer for a moment, as while it restarts the component, is asked again.
+func (r *relayd) pollTracking(ok func(control.ComponentStatus) bool) (control.ComponentStatus, bool) {
 	deadline := time.Now().Add(15 * time.Second)
 	var last control.ComponentStatus
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		st, err := r.ctl.Status(ctx)
+		st, err := r.Ctl.Status(ctx)
 		cancel()
 		if err == nil {
-			if c, ok := st.Component("tracking"); ok {
+			if c, found := st.Component("tracking"); found {
 				last = c
-				if c.Version == version && c.Health == control.HealthHealthy {
-					return c
+				if ok(c) {
+					return c, true
 				}
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("tracking did not run %s healthy within 15s; last %+v", version, last)
-	return last
+	return last, false
+}
+
+// waitTracking waits until the relay's tracking component runs version, healthy.
+func (r *relayd) waitTracking(t testing.TB, version string) control.ComponentStatus {
+	t.Helper()
+	c, ok := r.pollTracking(func(c control.ComponentStatus) bool {
+		return c.Version == version && c.Health == control.HealthHealthy
+	})
+	if !ok {
+		t.Fatalf("tracking did not run %s healthy within 15s; last %+v", version, c)
+	}
+	return c
 }
 
 // load sends mail through the relay in the background until stop is called, and then returns
@@ -185,40 +129,23 @@ func runsListedBuild(t testing.TB, root layout.Root, r *relayd) {
 		t.Fatal("no msgtrack in the database")
 	}
 	want := f.Version.String()
-	deadline := time.Now().Add(15 * time.Second)
-	var last control.ComponentStatus
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		st, err := r.ctl.Status(ctx)
-		cancel()
-		if err == nil {
-			if c, ok := st.Component("tracking"); ok {
-				last = c
-				switch c.Health {
-				case control.HealthHealthy, control.HealthRestarting, control.HealthStarting:
-					if c.Version == want {
-						return
-					}
-				}
-			}
+	c, ok := r.pollTracking(func(c control.ComponentStatus) bool {
+		switch c.Health {
+		case control.HealthHealthy, control.HealthRestarting, control.HealthStarting:
+			return c.Version == want
 		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	})
+	if !ok {
+		t.Fatalf("tracking does not run %s, the build the database lists; last %+v", want, c)
 	}
-	t.Fatalf("tracking does not run %s, the build the database lists; last %+v", want, last)
 }
 
 func TestLiveApplyAndRollbackUnderLoad(t *testing.T) {
-	root := shortRoot(t)
-	mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
-	sink, err := smtpload.NewSink("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() }) // registered first, so it runs after relayd has stopped
-	r := startRelayd(t, root, sink.Addr())
+	root, sink, r := liveSP2(t)
 	r.waitTracking(t, "6.5.7638.1")
 
-	l := startLoad(r.addr, 150, 20000)
+	l := startLoad(r.Addr, 150, 20000)
 	time.Sleep(500 * time.Millisecond)
 	out := mustHotfix(t, root, "apply", e.kb)
 	if !strings.Contains(out, "service tracking: restarted, running 6.5.7651.45, healthy") {
@@ -241,7 +168,7 @@ func TestLiveApplyAndRollbackUnderLoad(t *testing.T) {
 	// relayd's own status: the tracking component runs the service pack build from ROOT/bin.
 	runsListedBuild(t, root, r)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	st, err := r.ctl.Status(ctx)
+	st, err := r.Ctl.Status(ctx)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -255,18 +182,11 @@ func TestLiveApplyAndRollbackUnderLoad(t *testing.T) {
 }
 
 func TestBuildThatFailsItsHealthCheckIsRolledBackLive(t *testing.T) {
-	root := shortRoot(t)
-	mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
-	sink, err := smtpload.NewSink("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() }) // registered first, so it runs after relayd has stopped
-	r := startRelayd(t, root, sink.Addr())
+	root, sink, r := liveSP2(t)
 	mustHotfix(t, root, "apply", e.kb)
 	r.waitTracking(t, "6.5.7651.45")
 
-	l := startLoad(r.addr, 100, 20000)
+	l := startLoad(r.Addr, 100, 20000)
 	time.Sleep(300 * time.Millisecond)
 	res := hotfix(t, root, nil, "apply", e.kbBad, "--health-timeout", "5s")
 	if res.code != 1 || !strings.Contains(res.stderr, "did not become healthy on 6.5.7651.46") ||
