@@ -34,38 +34,22 @@ import (
 	"relayfix/relay/control"
 )
 
-// relaydBin is the relayd binary under test, built once in TestMain.
-var relaydBin string
+// bins holds the relayd binary under test, built once in TestMain.
+var bins relaytest.Binaries
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "relayd-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err := relaytest.Build(context.Background(), dir, relaytest.RelaydProgram)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	relaydBin = bins.Relayd
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { relaytest.Main(m, &bins, relaytest.RelaydProgram) }
 
 // startRelay starts relayd on root, listening on a free loopback port, and waits until it
 // serves SMTP.
 func startRelay(t *testing.T, root layout.Root, nextHop string, extra ...string) *relaytest.Relayd {
 	t.Helper()
-	return relaytest.StartRelayd(t, relaydBin, root, nextHop, extra...)
+	return relaytest.StartRelayd(t, bins.Relayd, root, nextHop, extra...)
 }
 
 // ctl runs `relayd ctl ARGS --root ROOT` and returns stdout and the exit code.
 func ctl(t *testing.T, root layout.Root, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(relaydBin, append(append([]string{"ctl"}, args...), "--root", string(root))...)
+	cmd := exec.Command(bins.Relayd, append(append([]string{"ctl"}, args...), "--root", string(root))...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -396,6 +380,21 @@ func command(t *testing.T, c net.Conn, r *bufio.Reader, line string) string {
 	}
 }
 
+// openData dials addr, says EHLO as helo, starts a transaction from a@x.test to b@y.test and
+// sends DATA, failing the test unless the relay answers 354.
+func openData(t *testing.T, addr, helo string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, r := dialRaw(t, addr)
+	command(t, c, r, "EHLO "+helo)
+	command(t, c, r, "MAIL FROM:<a@x.test>")
+	command(t, c, r, "RCPT TO:<b@y.test>")
+	if got := command(t, c, r, "DATA"); !strings.HasPrefix(got, "354") {
+		c.Close()
+		t.Fatalf("DATA: %q", got)
+	}
+	return c, r
+}
+
 func TestHostileClients(t *testing.T) {
 	hop := freeAddr(t) // nothing listens: everything accepted stays in the queue to be counted
 	root := relaytest.ShortRoot(t)
@@ -420,14 +419,8 @@ func TestHostileClients(t *testing.T) {
 		}
 	})
 	t.Run("DATA beyond SIZE", func(t *testing.T) {
-		c, r := dialRaw(t, p.Addr)
+		c, r := openData(t, p.Addr, "hostile.test")
 		defer c.Close()
-		command(t, c, r, "EHLO hostile.test")
-		command(t, c, r, "MAIL FROM:<a@x.test>")
-		command(t, c, r, "RCPT TO:<b@y.test>")
-		if got := command(t, c, r, "DATA"); !strings.HasPrefix(got, "354") {
-			t.Fatalf("DATA: %q", got)
-		}
 		line := strings.Repeat("x", 900) + "\r\n"
 		for range 40 { // 36 KB > 20000
 			c.Write([]byte(line))
@@ -498,14 +491,8 @@ func TestSIGTERMFinishesTheOpenTransaction(t *testing.T) {
 	p := startRelay(t, root, sink.Addr())
 	idleC, idleR := dialRaw(t, p.Addr) // an idle client must not hold the shutdown up
 	defer idleC.Close()
-	c, r := dialRaw(t, p.Addr)
+	c, r := openData(t, p.Addr, "drain.test")
 	defer c.Close()
-	command(t, c, r, "EHLO drain.test")
-	command(t, c, r, "MAIL FROM:<a@x.test>")
-	command(t, c, r, "RCPT TO:<b@y.test>")
-	if got := command(t, c, r, "DATA"); !strings.HasPrefix(got, "354") {
-		t.Fatalf("DATA: %q", got)
-	}
 	c.Write([]byte("Subject: in flight\r\n" + smtpload.SeqHeader + ": 77\r\n\r\nfirst half\r\n"))
 	p.Signal(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond)
@@ -594,7 +581,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--help"}, 0},
 	}
 	for _, tt := range tests {
-		cmd := exec.Command(relaydBin, tt.args...)
+		cmd := exec.Command(bins.Relayd, tt.args...)
 		out, _ := cmd.CombinedOutput()
 		if got := cmd.ProcessState.ExitCode(); got != tt.code {
 			t.Errorf("relayd %v: exit %d, want %d\n%s", tt.args, got, tt.code, out)
@@ -622,7 +609,7 @@ func TestConfigFile(t *testing.T) {
 		t.Fatalf("%v", tally)
 	}
 	os.WriteFile(root.Config(), []byte(`{"bogus": 1}`), 0o600)
-	cmd := exec.Command(relaydBin, "--root", string(root))
+	cmd := exec.Command(bins.Relayd, "--root", string(root))
 	if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "bogus") {
 		t.Fatalf("unknown setting: exit %d %s", cmd.ProcessState.ExitCode(), out)
 	}

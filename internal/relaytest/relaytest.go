@@ -80,6 +80,25 @@ func Build(ctx context.Context, dir string, progs ...Program) (Binaries, error) 
 	return b, nil
 }
 
+// Main is a TestMain for a suite that needs nothing but the binaries: it builds progs (all
+// when none is named) into a temporary directory, stores their paths in *bins, runs the tests,
+// removes the directory and exits with the tests' code.
+func Main(m *testing.M, bins *Binaries, progs ...Program) {
+	dir, err := os.MkdirTemp("", "relaytest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := 1
+	if *bins, err = Build(context.Background(), dir, progs...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // ShortRoot returns a fresh install root under the system temporary directory, removed when the
 // test ends. t.TempDir's paths are long enough to push the control socket past the 108 bytes a
 // Unix socket address holds.

@@ -12,27 +12,19 @@ import (
 	"relayfix/internal/stamp"
 )
 
-// relaydBin is built once: the harness is tested against the real relayd it exists to run.
-var relaydBin string
+// bins holds relayd alone, built once: the harness is tested against the real relayd it
+// exists to run.
+var bins Binaries
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "relaytest-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+func TestMain(m *testing.M) { Main(m, &bins, RelaydProgram) }
+
+func TestBuildBuildsWhatIsAsked(t *testing.T) {
+	if bins.Relayd == "" || bins.Hotfix != "" || bins.TrackPrefix != "" || bins.TrackFixed != "" {
+		t.Fatalf("asked for relayd alone, built %+v", bins)
 	}
-	bins, err := Build(context.Background(), dir, RelaydProgram)
-	code := 1
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	} else if bins.Hotfix != "" || bins.TrackPrefix != "" || bins.TrackFixed != "" {
-		fmt.Fprintf(os.Stderr, "built more than relayd: %+v\n", bins)
-	} else {
-		relaydBin = bins.Relayd
-		code = m.Run()
+	if fi, err := os.Stat(bins.Relayd); err != nil || fi.Mode().Perm()&0o100 == 0 {
+		t.Fatalf("relayd binary: %v %v", fi, err)
 	}
-	os.RemoveAll(dir)
-	os.Exit(code)
 }
 
 func TestBuildRefusesAnUnknownProgram(t *testing.T) {
@@ -49,7 +41,7 @@ func TestShortRootFitsASocketAddress(t *testing.T) {
 }
 
 func TestStartRelaydThenStop(t *testing.T) {
-	r := StartRelayd(t, relaydBin, ShortRoot(t), "")
+	r := StartRelayd(t, bins.Relayd, ShortRoot(t), "")
 	c, err := net.DialTimeout("tcp", r.Addr, 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial the logged address %s: %v", r.Addr, err)
@@ -73,7 +65,7 @@ func TestStartRelaydThenStop(t *testing.T) {
 }
 
 func TestKill9(t *testing.T) {
-	r := StartRelayd(t, relaydBin, ShortRoot(t), "")
+	r := StartRelayd(t, bins.Relayd, ShortRoot(t), "")
 	r.Kill9()
 	select {
 	case <-r.Done():
@@ -97,7 +89,7 @@ func TestStartRelaydThatCannotStartFails(t *testing.T) {
 				panic(p)
 			}
 		}()
-		StartRelayd(ft, relaydBin, ShortRoot(t), "nocolon")
+		StartRelayd(ft, bins.Relayd, ShortRoot(t), "nocolon")
 	}()
 	<-done
 	if !ft.failed || !strings.Contains(ft.msg, "relayd exited at start") {
