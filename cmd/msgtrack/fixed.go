@@ -34,6 +34,7 @@ type tracker struct {
 	synced uint64
 	src    track.MessageSource         // protocol 1 only
 	props  map[string]track.Properties // protocol 1: last properties seen per queued message
+	recs   []tracklog.Record           // reused from batch to batch
 }
 
 func (t *tracker) Version() (string, error) { return t.version, nil }
@@ -48,14 +49,17 @@ func (t *tracker) SetSource(src track.MessageSource) {
 func (t *tracker) Track(events []track.Event) (trackrpc.Ack, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var recs []tracklog.Record
+	recs := t.recs[:0]
 	for _, ev := range events {
 		if ev.Seq <= t.synced {
 			continue // a replay of what is already written
 		}
-		recs = append(recs, tracklog.FromEvent(ev, t.properties(ev), t.version)...)
+		recs = tracklog.AppendRecords(recs, ev, t.properties(ev), t.version)
 	}
-	if err := t.w.Write(recs); err != nil {
+	err := t.w.Write(recs)
+	clear(recs) // the next batch reuses the slice, not the strings of this one
+	t.recs = recs[:0]
+	if err != nil {
 		t.log.Error("write tracking log", "error", err)
 		return trackrpc.Ack{Synced: t.synced}, err
 	}

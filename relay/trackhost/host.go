@@ -6,12 +6,14 @@
 // since its last round to the journal in one write and fsyncs them, every 50 ms (or once 1 MiB
 // waits): that is the window in which a crash of relayd or of the machine can lose tracking events
 // (never mail, which the spool holds). A sender goroutine reads the journal in seq order and hands
-// the events to the plugin in batches of up to 256, so the plugin writes and fsyncs per batch
-// rather than per event; the plugin acknowledges the highest seq it has written and fsynced to the
-// tracking log, and segments that hold only acknowledged events are deleted. The journal, not
-// memory, holds what the plugin has not taken: while the plugin is down events pile up on disk, at
-// most 1 MiB of them waits in memory for the next flush, and the sender keeps at most 4,096
-// unacknowledged events in flight.
+// the events to the plugin in batches of up to 2,048 (and about 192 KiB), so the plugin writes and
+// fsyncs per batch rather than per event; over protocol 2 a batch is the journal's lines as they
+// are, which the host does not decode (it reads only each line's seq) and the plugin decodes once.
+// The plugin acknowledges the highest seq it has written and fsynced to the tracking log, and
+// segments that hold only acknowledged events are deleted. The journal, not memory, holds what the
+// plugin has not taken: while the plugin is down events pile up on disk, at most 1 MiB of them
+// waits in memory for the next flush, and the sender stops sending while 4,096 or more events await
+// an acknowledgement.
 //
 // A supervisor starts the plugin with hashicorp/go-plugin, after checking its SHA-256 against the
 // installed-files database (ROOT/hotfix/installed.json, row bin/msgtrack; go-plugin's SecureConfig
@@ -508,10 +510,10 @@ func (h *Host) send(ctx context.Context) {
 		}
 		acked := h.journal.Acked()
 		if sent > acked && (sent-acked >= maxInFlight) {
-			h.call(p, func(t trackrpc.Tracker) (trackrpc.Ack, error) { return t.Sync() }, &gen)
+			h.call(p, func(t *trackrpc.RPCClient) (trackrpc.Ack, error) { return t.Sync() }, &gen)
 			continue
 		}
-		batch, err := r.Next(ctx, trackrpc.MaxBatch, 25*time.Millisecond)
+		batch, err := r.NextLines(ctx, trackrpc.MaxBatch, trackrpc.MaxBatchBytes, 25*time.Millisecond)
 		if err != nil {
 			if ctx.Err() == nil {
 				h.log.Error("read tracking journal", "error", err)
@@ -520,21 +522,22 @@ func (h *Host) send(ctx context.Context) {
 			}
 			continue
 		}
-		if len(batch) == 0 {
+		if batch.N == 0 {
 			if sent > h.journal.Acked() {
-				h.call(p, func(t trackrpc.Tracker) (trackrpc.Ack, error) { return t.Sync() }, &gen)
+				h.call(p, func(t *trackrpc.RPCClient) (trackrpc.Ack, error) { return t.Sync() }, &gen)
 			}
 			continue
 		}
-		if h.call(p, func(t trackrpc.Tracker) (trackrpc.Ack, error) { return t.Track(batch) }, &gen) {
-			sent = batch[len(batch)-1].Seq
+		lines := trackrpc.Lines{Data: batch.Data}
+		if h.call(p, func(t *trackrpc.RPCClient) (trackrpc.Ack, error) { return t.TrackLines(lines) }, &gen) {
+			sent = batch.Last
 		}
 	}
 }
 
 // call makes one call to p unless p was retired meanwhile, and takes the Ack. On failure it
 // clears *gen so that the sender starts again from the last acknowledged event.
-func (h *Host) call(p *proc, fn func(trackrpc.Tracker) (trackrpc.Ack, error), gen *uint64) bool {
+func (h *Host) call(p *proc, fn func(*trackrpc.RPCClient) (trackrpc.Ack, error), gen *uint64) bool {
 	p.callMu.Lock()
 	if p.retired {
 		p.callMu.Unlock()

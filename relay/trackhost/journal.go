@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"relayfix/internal/safefile"
 	"relayfix/relay/track"
+	"relayfix/relay/trackrpc"
 )
 
 // segmentLimit is the size at which the journal starts a new segment file. Segments are large so
@@ -114,7 +116,7 @@ func scanSegment(path string) (good int64, last uint64, err error) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("read tracking journal %s: %w", path, err)
 		}
-		ev, err := parseEvent(bytes.TrimSuffix(line, []byte{'\n'}))
+		ev, err := trackrpc.ParseEvent(bytes.TrimSuffix(line, []byte{'\n'}))
 		if err != nil {
 			return good, last, nil
 		}
@@ -162,7 +164,7 @@ func (j *Journal) Append(ev track.Event) (uint64, error) {
 			return 0, err
 		}
 	}
-	j.pend = appendEvent(j.pend, ev)
+	j.pend = trackrpc.AppendEvent(j.pend, ev)
 	j.next++
 	if len(j.pend) >= pendLimit {
 		if err := j.writeLocked(); err != nil {
@@ -276,6 +278,15 @@ type Reader struct {
 	r    *bufio.Reader
 	part []byte // a line read before its end was written
 	from uint64
+	buf  []byte // the lines of the last batch
+}
+
+// Batch is a run of whole journal lines in seq order, as NextLines read them. Data is valid
+// until the next call to the Reader.
+type Batch struct {
+	Data        []byte
+	First, Last uint64
+	N           int
 }
 
 // NewReader returns a reader positioned at the first event with seq >= from.
@@ -326,12 +337,28 @@ func (r *Reader) nextSegment() (uint64, bool) {
 
 // Next returns up to limit events, waiting up to wait for the first one to be written.
 func (r *Reader) Next(ctx context.Context, limit int, wait time.Duration) ([]track.Event, error) {
+	b, err := r.NextLines(ctx, limit, math.MaxInt, wait)
+	if b.N == 0 {
+		return nil, err
+	}
+	evs, perr := trackrpc.ParseLines(b.Data)
+	if perr != nil {
+		return evs, fmt.Errorf("tracking journal: corrupt event after seq %d: %w", b.First, perr)
+	}
+	return evs, err
+}
+
+// NextLines returns the lines of up to limit events, stopping at the first line that takes the
+// batch to maxBytes or more, and waits up to wait for the first one to be written. Only each
+// line's seq is decoded: the lines go to the plugin as they are.
+func (r *Reader) NextLines(ctx context.Context, limit, maxBytes int, wait time.Duration) (Batch, error) {
+	r.buf = r.buf[:0]
+	b := Batch{}
 	if r.f == nil {
 		if err := r.open(); err != nil {
-			return nil, err
+			return b, err
 		}
 	}
-	var out []track.Event
 	var timer <-chan time.Time
 	var lt *time.Timer
 	defer func() {
@@ -339,36 +366,39 @@ func (r *Reader) Next(ctx context.Context, limit int, wait time.Duration) ([]tra
 			lt.Stop()
 		}
 	}()
+	full := func() bool { return b.N >= limit || len(r.buf) >= maxBytes }
 	for {
 		r.j.mu.Lock()
 		changed := r.j.changed
 		r.j.mu.Unlock()
-		eof, err := r.read(&out, limit)
-		if err != nil {
-			return out, err
-		}
-		if len(out) >= limit {
-			return out, nil
+		eof, err := r.read(&b, limit, maxBytes)
+		if err != nil || full() {
+			b.Data = r.buf
+			return b, err
 		}
 		if eof {
 			// A finished segment is complete once a later one exists: read it to its end
 			// once more, then move on.
 			if first, ok := r.nextSegment(); ok {
-				if _, err := r.read(&out, limit); err != nil || len(out) >= limit {
-					return out, err
+				if _, err := r.read(&b, limit, maxBytes); err != nil || full() {
+					b.Data = r.buf
+					return b, err
 				}
 				if len(r.part) > 0 {
-					return out, fmt.Errorf("tracking journal segment %d ends in a torn line", r.cur)
+					b.Data = r.buf
+					return b, fmt.Errorf("tracking journal segment %d ends in a torn line", r.cur)
 				}
 				r.from = max(r.from, first)
 				if err := r.open(); err != nil {
-					return out, err
+					b.Data = r.buf
+					return b, err
 				}
 				continue
 			}
 		}
-		if len(out) > 0 {
-			return out, nil
+		if b.N > 0 {
+			b.Data = r.buf
+			return b, nil
 		}
 		if timer == nil {
 			lt = time.NewTimer(wait)
@@ -377,16 +407,17 @@ func (r *Reader) Next(ctx context.Context, limit int, wait time.Duration) ([]tra
 		select {
 		case <-changed:
 		case <-timer:
-			return out, nil
+			return b, nil
 		case <-ctx.Done():
-			return out, ctx.Err()
+			return b, ctx.Err()
 		}
 	}
 }
 
-// read appends whole lines to out until limit or the end of what is written; eof reports the latter.
-func (r *Reader) read(out *[]track.Event, limit int) (eof bool, err error) {
-	for len(*out) < limit {
+// read appends whole lines to r.buf until the batch is full or what is written ends; eof reports
+// the latter.
+func (r *Reader) read(b *Batch, limit, maxBytes int) (eof bool, err error) {
+	for b.N < limit && len(r.buf) < maxBytes {
 		line, err := r.r.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
 			r.part = append(r.part, line...)
@@ -403,15 +434,20 @@ func (r *Reader) read(out *[]track.Event, limit int) (eof bool, err error) {
 			line = append(r.part, line...)
 			r.part = nil
 		}
-		ev, err := parseEvent(bytes.TrimSuffix(line, []byte{'\n'}))
+		seq, err := trackrpc.LineSeq(line)
 		if err != nil {
 			return false, fmt.Errorf("tracking journal: corrupt event after seq %d: %w", r.from, err)
 		}
-		if ev.Seq < r.from {
+		if seq < r.from {
 			continue
 		}
-		r.from = ev.Seq + 1
-		*out = append(*out, ev)
+		r.from = seq + 1
+		r.buf = append(r.buf, line...)
+		if b.N == 0 {
+			b.First = seq
+		}
+		b.Last = seq
+		b.N++
 	}
 	return false, nil
 }

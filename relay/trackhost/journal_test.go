@@ -132,3 +132,20 @@ func TestJournalSegmentsFollowAndTrim(t *testing.T) {
 		t.Fatalf("after trimming everything %d segments remain, want the active one", len(segs))
 	}
 }
+
+func BenchmarkJournalAppend(b *testing.B) {
+	j, err := OpenJournal(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	p := &track.Properties{QueueID: "HOMCS2WL56", MessageID: "<1.load@example.test>", Sender: "load@example.test",
+		Recipients: []string{"dst@sink.invalid"}, Size: 1400, Subject: "load message 1", ClientIP: "127.0.0.1", Received: time.Now()}
+	ev := track.Event{Time: time.Now(), ID: track.EventQueued, QueueID: p.QueueID, Props: p}
+	for i := 0; b.Loop(); i++ {
+		j.Append(ev)
+		if i%256 == 0 {
+			j.Sync()
+		}
+	}
+}

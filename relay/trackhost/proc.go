@@ -19,7 +19,7 @@ import (
 // proc is one running plugin process.
 type proc struct {
 	client   *plugin.Client
-	t        trackrpc.Tracker
+	t        *trackrpc.RPCClient
 	version  string
 	protocol int
 	pid      int

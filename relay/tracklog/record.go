@@ -39,6 +39,7 @@ package tracklog
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,6 +109,12 @@ func EventName(id track.EventID) string {
 // plugin read back); nil writes the handle's fields only. version is the writing build's file
 // version (service-version).
 func FromEvent(ev track.Event, props *track.Properties, version string) []Record {
+	return AppendRecords(nil, ev, props, version)
+}
+
+// AppendRecords appends the records FromEvent returns to dst, so that a writer of many events can
+// reuse one slice.
+func AppendRecords(dst []Record, ev track.Event, props *track.Properties, version string) []Record {
 	r := Record{
 		Time:           ev.Time.UTC(),
 		PartnerName:    ev.Partner,
@@ -135,15 +142,15 @@ func FromEvent(ev track.Event, props *track.Properties, version string) []Record
 	}
 	if ev.Recipient != "" || len(rcpts) == 0 {
 		r.Recipient = ev.Recipient
-		return []Record{r}
+		return append(dst, r)
 	}
-	out := make([]Record, 0, len(rcpts))
+	dst = slices.Grow(dst, len(rcpts))
 	for _, rc := range rcpts {
 		x := r
 		x.Recipient = rc
-		out = append(out, x)
+		dst = append(dst, x)
 	}
-	return out
+	return dst
 }
 
 const (
@@ -152,31 +159,43 @@ const (
 	origLayout = time.RFC3339Nano
 )
 
-// AppendLine appends r as one log line, newline included, to b.
+// AppendLine appends r as one log line, newline included, to b. It formats each field in place:
+// the plugin writes every record through here, and the temporary strings of formatting through
+// fmt-style helpers were most of its allocations.
 func (r Record) AppendLine(b []byte) []byte {
 	t := r.Time.UTC()
 	b = t.AppendFormat(b, dateLayout)
 	b = append(b, '\t')
 	b = t.AppendFormat(b, timeLayout)
 	b = append(b, " GMT"...)
-	for _, v := range []string{
-		r.ClientIP, r.ClientHostname, r.PartnerName, r.ServerHostname, r.ServerIP, r.Recipient,
-		strconv.Itoa(int(r.EventID)), r.MessageID, strconv.Itoa(r.Priority), r.ReportStatus,
-		strconv.FormatInt(r.TotalBytes, 10), strconv.Itoa(r.NumRecipients), formatOrig(r.Origination),
-		r.Encryption, r.ServiceVersion, r.LinkedMsgID, r.Subject, r.Sender, r.QueueID,
-		strconv.FormatUint(r.Seq, 10),
-	} {
-		b = append(b, '\t')
-		b = appendEscaped(b, v)
+	for _, v := range [...]string{r.ClientIP, r.ClientHostname, r.PartnerName, r.ServerHostname, r.ServerIP, r.Recipient} {
+		b = appendField(b, v)
 	}
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, int64(r.EventID), 10)
+	b = appendField(b, r.MessageID)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, int64(r.Priority), 10)
+	b = appendField(b, r.ReportStatus)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, r.TotalBytes, 10)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, int64(r.NumRecipients), 10)
+	b = append(b, '\t')
+	if !r.Origination.IsZero() {
+		b = r.Origination.UTC().AppendFormat(b, origLayout)
+	}
+	for _, v := range [...]string{r.Encryption, r.ServiceVersion, r.LinkedMsgID, r.Subject, r.Sender, r.QueueID} {
+		b = appendField(b, v)
+	}
+	b = append(b, '\t')
+	b = strconv.AppendUint(b, r.Seq, 10)
 	return append(b, '\n')
 }
 
-func formatOrig(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(origLayout)
+func appendField(b []byte, v string) []byte {
+	b = append(b, '\t')
+	return appendEscaped(b, v)
 }
 
 // ParseLine parses one log line (without its newline).
@@ -234,7 +253,13 @@ func ParseLine(line string) (Record, error) {
 }
 
 func appendEscaped(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
+	// Most values need no escaping: copy those whole.
+	i := 0
+	for i < len(s) && !needsEscape(s[i]) {
+		i++
+	}
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\\':
 			b = append(b, '\\', '\\')
@@ -250,6 +275,8 @@ func appendEscaped(b []byte, s string) []byte {
 	}
 	return b
 }
+
+func needsEscape(c byte) bool { return c == '\\' || c == '\t' || c == '\n' || c == '\r' }
 
 func unescape(s string) (string, error) {
 	if !strings.ContainsRune(s, '\\') {

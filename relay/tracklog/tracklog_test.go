@@ -235,3 +235,25 @@ func TestSearch(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendLineLayout pins the columns of a line, field by field, as the README documents them.
+func TestAppendLineLayout(t *testing.T) {
+	r := Record{
+		Time: time.Date(2026, 11, 29, 18, 40, 1, 5000, time.UTC), ClientIP: "192.0.2.1", ClientHostname: "mx.example",
+		PartnerName: "hop", ServerHostname: "relay", ServerIP: "192.0.2.2", Recipient: "c@d.example",
+		EventID: track.EventDelivered, MessageID: "<m@x>", Priority: 1, ReportStatus: "250 ok\tthere",
+		TotalBytes: 1024, NumRecipients: 2, Origination: time.Date(2026, 11, 29, 18, 40, 0, 0, time.FixedZone("X", 3600)),
+		Encryption: "TLS", ServiceVersion: "6.5.7651.45", LinkedMsgID: "L", Subject: `a\b`, Sender: "a@b.example",
+		QueueID: "Q1", Seq: 18446744073709551615,
+	}
+	want := strings.Join([]string{"2026-11-29", "18:40:01.000005 GMT", "192.0.2.1", "mx.example", "hop", "relay",
+		"192.0.2.2", "c@d.example", "1031", "<m@x>", "1", `250 ok\tthere`, "1024", "2", "2026-11-29T17:40:00Z",
+		"TLS", "6.5.7651.45", "L", `a\\b`, "a@b.example", "Q1", "18446744073709551615"}, "\t") + "\n"
+	if got := string(r.AppendLine(nil)); got != want {
+		t.Fatalf("line:\n got %q\nwant %q", got, want)
+	}
+	r.Origination = time.Time{}
+	if got := string(r.AppendLine(nil)); !strings.Contains(got, "\t2\t\tTLS\t") {
+		t.Fatalf("zero origination-time is not an empty field: %q", got)
+	}
+}

@@ -46,6 +46,21 @@ func (c *RPCClient) Track(events []track.Event) (Ack, error) {
 	return ack, err
 }
 
+// TrackLines sends a batch of event lines (see Lines). Over protocol 2 the lines go as they are;
+// over protocol 1 they are decoded and sent as handles, without their properties.
+func (c *RPCClient) TrackLines(b Lines) (Ack, error) {
+	if c.protocol == 1 {
+		events, err := ParseLines(b.Data)
+		if err != nil {
+			return Ack{}, err
+		}
+		return c.Track(events)
+	}
+	var ack Ack
+	err := c.client.Call("Plugin.TrackLines", b, &ack)
+	return ack, err
+}
+
 func (c *RPCClient) Sync() (Ack, error) {
 	var ack Ack
 	err := c.client.Call("Plugin.Sync", struct{}{}, &ack)
@@ -68,6 +83,16 @@ func (s *RPCServer) Health(_ struct{}, _ *struct{}) error { return s.impl.Health
 
 func (s *RPCServer) Track(events []track.Event, ack *Ack) error {
 	var err error
+	*ack, err = s.impl.Track(events)
+	return err
+}
+
+// TrackLines decodes a protocol 2 batch and hands it to the implementation.
+func (s *RPCServer) TrackLines(b Lines, ack *Ack) error {
+	events, err := ParseLines(b.Data)
+	if err != nil {
+		return fmt.Errorf("tracking batch: %w", err)
+	}
 	*ack, err = s.impl.Track(events)
 	return err
 }

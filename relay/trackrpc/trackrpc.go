@@ -10,9 +10,11 @@
 //     pre-fix design: by the time the plugin asks, the relay may have delivered the message and
 //     removed it, and the answer is "no such message".
 //   - Protocol 2 sends each event with its immutable Props snapshot, so the plugin never calls
-//     back.
+//     back. A batch travels as the host journal's own lines (Lines, see lines.go), which the
+//     host neither decodes nor re-encodes.
 //
-// In both protocols events go in batches (at most MaxBatch), in seq order. Every reply carries an
+// In both protocols events go in batches (at most MaxBatch events, and about MaxBatchBytes of
+// lines), in seq order. Every reply carries an
 // Ack: the highest seq the plugin has written and fsynced. The host keeps every event in its own
 // durable journal until it is acknowledged, and replays the rest to the next process after a
 // crash, so the plugin may see an event twice. Version reports the build's four-part file version
@@ -39,8 +41,13 @@ var Handshake = plugin.HandshakeConfig{
 // PluginName is the name msgtrack is dispensed under.
 const PluginName = "tracking"
 
-// MaxBatch is the largest number of events the host sends in one Track call.
-const MaxBatch = 256
+// MaxBatch is the largest number of events the host sends in one Track call. Batches are large so
+// that a backlog costs few round trips and the plugin few fsyncs.
+const MaxBatch = 2048
+
+// MaxBatchBytes is about the most line data the host sends in one call (a batch stops at the
+// first line past it), so that a batch fits go-plugin's stream window and crosses in one go.
+const MaxBatchBytes = 192 << 10
 
 // Ack acknowledges events: Synced is the highest seq the plugin has durably written (0: none
 // since it started). Acks only grow.

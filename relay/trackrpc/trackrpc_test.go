@@ -3,6 +3,7 @@ package trackrpc
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -97,6 +98,33 @@ func TestProtocols(t *testing.T) {
 				}
 			} else if len(impl.looked) != 0 {
 				t.Errorf("protocol 2 called back: %v", impl.looked)
+			}
+
+			// The host sends its journal's lines: as they are over protocol 2, as handles
+			// over protocol 1.
+			var lines []byte
+			for _, ev := range evs {
+				ev.Seq += 10
+				lines = AppendEvent(lines, ev)
+			}
+			impl.got = nil
+			ack, err = tr.(*RPCClient).TrackLines(Lines{Data: lines})
+			if err != nil || ack.Synced != 18 || len(impl.got) != len(evs) {
+				t.Fatalf("TrackLines: ack %+v, %d events, %v", ack, len(impl.got), err)
+			}
+			for i, ev := range impl.got {
+				if ev.Seq != evs[i].Seq+10 || ev.QueueID != evs[i].QueueID || !ev.Time.Equal(evs[i].Time) {
+					t.Errorf("line %d arrived as %+v", i, ev)
+				}
+				if protocol == 2 && !reflect.DeepEqual(ev.Props, evs[i].Props) {
+					t.Errorf("line %d props %+v, want %+v", i, ev.Props, evs[i].Props)
+				}
+				if protocol == 1 && ev.Props != nil {
+					t.Errorf("protocol 1: line %d sent props %+v", i, ev.Props)
+				}
+			}
+			if _, err := tr.(*RPCClient).TrackLines(Lines{Data: lines[:len(lines)-1]}); err == nil {
+				t.Error("TrackLines of a torn batch: nil error")
 			}
 		})
 	}
