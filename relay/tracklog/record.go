@@ -163,10 +163,7 @@ const (
 // the plugin writes every record through here, and the temporary strings of formatting through
 // fmt-style helpers were most of its allocations.
 func (r Record) AppendLine(b []byte) []byte {
-	t := r.Time.UTC()
-	b = t.AppendFormat(b, dateLayout)
-	b = append(b, '\t')
-	b = t.AppendFormat(b, timeLayout)
+	b = appendDateTime(b, r.Time.UTC(), '\t')
 	b = append(b, " GMT"...)
 	for _, v := range [...]string{r.ClientIP, r.ClientHostname, r.PartnerName, r.ServerHostname, r.ServerIP, r.Recipient} {
 		b = appendField(b, v)
@@ -183,7 +180,7 @@ func (r Record) AppendLine(b []byte) []byte {
 	b = strconv.AppendInt(b, int64(r.NumRecipients), 10)
 	b = append(b, '\t')
 	if !r.Origination.IsZero() {
-		b = r.Origination.UTC().AppendFormat(b, origLayout)
+		b = appendOrig(b, r.Origination.UTC())
 	}
 	for _, v := range [...]string{r.Encryption, r.ServiceVersion, r.LinkedMsgID, r.Subject, r.Sender, r.QueueID} {
 		b = appendField(b, v)
@@ -191,6 +188,58 @@ func (r Record) AppendLine(b []byte) []byte {
 	b = append(b, '\t')
 	b = strconv.AppendUint(b, r.Seq, 10)
 	return append(b, '\n')
+}
+
+// appendDateTime appends t as dateLayout, sep, timeLayout. It is what t.AppendFormat gives for
+// those layouts, written out because a layout is interpreted anew at every call and each line has
+// three times in it.
+func appendDateTime(b []byte, t time.Time, sep byte) []byte {
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		b = t.AppendFormat(b, dateLayout)
+		b = append(b, sep)
+		return t.AppendFormat(b, timeLayout)
+	}
+	b = append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-', byte('0'+day/10), byte('0'+day%10), sep,
+		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.')
+	us := t.Nanosecond() / 1000
+	for div := 100000; div > 0; div /= 10 {
+		b = append(b, byte('0'+us/div%10))
+	}
+	return b
+}
+
+// appendOrig appends a UTC time as origLayout (RFC 3339 with the nanoseconds' trailing zeros cut).
+func appendOrig(b []byte, t time.Time) []byte {
+	year := t.Year()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, origLayout)
+	}
+	b = appendDateTime(b, t, 'T')
+	b = b[:len(b)-7] // the fraction, written below with all nine digits
+	if ns := t.Nanosecond(); ns != 0 {
+		b = append(b, '.')
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		for div := pow10(digits - 1); div > 0; div /= 10 {
+			b = append(b, byte('0'+ns/div%10))
+		}
+	}
+	return append(b, 'Z')
+}
+
+func pow10(n int) int {
+	p := 1
+	for range n {
+		p *= 10
+	}
+	return p
 }
 
 func appendField(b []byte, v string) []byte {

@@ -257,3 +257,24 @@ func TestAppendLineLayout(t *testing.T) {
 		t.Fatalf("zero origination-time is not an empty field: %q", got)
 	}
 }
+
+// TestAppendTimes checks the written-out time formatting against time's own for the layouts.
+func TestAppendTimes(t *testing.T) {
+	times := []time.Time{
+		time.Date(2026, 11, 29, 18, 40, 1, 5000, time.UTC), time.Date(2006, 2, 14, 3, 36, 0, 0, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 100, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 120000000, time.UTC),
+	}
+	for i := range 2000 {
+		times = append(times, time.Unix(int64(i)*7919*104729, int64(i)*48271%1000000000).UTC())
+	}
+	for _, tm := range times {
+		if got, want := string(appendDateTime(nil, tm, '\t')), tm.Format(dateLayout)+"\t"+tm.Format(timeLayout); got != want {
+			t.Fatalf("appendDateTime(%v) = %q, want %q", tm, got, want)
+		}
+		if got, want := string(appendOrig(nil, tm)), tm.Format(origLayout); got != want {
+			t.Fatalf("appendOrig(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}

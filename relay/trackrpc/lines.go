@@ -123,19 +123,24 @@ func LineSeq(line []byte) (uint64, error) {
 
 // ParseEvent decodes one line (without its newline).
 func ParseEvent(line []byte) (track.Event, error) {
-	return parseEvent(string(line))
+	var a lineArena
+	return a.parseEvent(string(line))
 }
 
-// ParseLines decodes a batch of whole lines. The events' strings share one copy of data.
+// ParseLines decodes a batch of whole lines. The events' strings share one copy of data, and
+// their properties and recipient lists share a few allocations: the plugin decodes every event
+// the relay records, and one allocation per field or per event was most of what that cost.
 func ParseLines(data []byte) ([]track.Event, error) {
 	s := string(data)
-	out := make([]track.Event, 0, strings.Count(s, "\n"))
+	n := strings.Count(s, "\n")
+	out := make([]track.Event, 0, n)
+	a := lineArena{props: make([]track.Properties, 0, n), rcpts: make([]string, 0, n)}
 	for len(s) > 0 {
 		line, rest, ok := strings.Cut(s, "\n")
 		if !ok {
 			return out, fmt.Errorf("event batch ends in a torn line")
 		}
-		ev, err := parseEvent(line)
+		ev, err := a.parseEvent(line)
 		if err != nil {
 			return out, err
 		}
@@ -145,32 +150,62 @@ func ParseLines(data []byte) ([]track.Event, error) {
 	return out, nil
 }
 
+// lineArena hands out the properties and recipient lists of a batch's events from shared slices.
+type lineArena struct {
+	props []track.Properties
+	rcpts []string
+}
+
+func (a *lineArena) newProps() *track.Properties {
+	if len(a.props) == cap(a.props) {
+		a.props = make([]track.Properties, 0, max(16, 2*cap(a.props)))
+	}
+	a.props = a.props[:len(a.props)+1]
+	return &a.props[len(a.props)-1]
+}
+
+// recipients returns a copy of rcpts that does not share its backing array with later copies.
+func (a *lineArena) recipients(rcpts []string) []string {
+	if len(rcpts) == 0 {
+		return []string{}
+	}
+	if len(a.rcpts)+len(rcpts) > cap(a.rcpts) {
+		a.rcpts = make([]string, 0, max(64, 2*cap(a.rcpts), len(rcpts)))
+	}
+	start := len(a.rcpts)
+	a.rcpts = append(a.rcpts, rcpts...)
+	return a.rcpts[start:len(a.rcpts):len(a.rcpts)]
+}
+
 // maxFields bounds the fields parseEvent splits on the stack: the event's, the properties' and a
 // few recipients; lines with more recipients fall back to the heap.
 const maxFields = 24
 
-func parseEvent(line string) (track.Event, error) {
+func (a *lineArena) parseEvent(line string) (track.Event, error) {
 	var arr [maxFields]string
 	f := arr[:0]
-	for {
-		i := strings.IndexByte(line, '\t')
+	escaped := strings.IndexByte(line, '\\') >= 0
+	for rest := line; ; {
+		i := strings.IndexByte(rest, '\t')
 		if i < 0 {
-			f = append(f, line)
+			f = append(f, rest)
 			break
 		}
-		f = append(f, line[:i])
-		line = line[i+1:]
+		f = append(f, rest[:i])
+		rest = rest[i+1:]
 	}
 	if len(f) < 10 || f[0] != lineVersion {
 		return track.Event{}, fmt.Errorf("malformed event line")
 	}
-	for i := range f {
-		if strings.IndexByte(f[i], '\\') >= 0 {
-			u, err := unescape(f[i])
-			if err != nil {
-				return track.Event{}, err
+	if escaped {
+		for i := range f {
+			if strings.IndexByte(f[i], '\\') >= 0 {
+				u, err := unescape(f[i])
+				if err != nil {
+					return track.Event{}, err
+				}
+				f[i] = u
 			}
-			f[i] = u
 		}
 	}
 	var ev track.Event
@@ -203,7 +238,8 @@ func parseEvent(line string) (track.Event, error) {
 	if len(f) < 20 {
 		return ev, fmt.Errorf("malformed event line")
 	}
-	p := &track.Properties{QueueID: f[10], MessageID: f[11], Sender: f[12], Subject: f[14],
+	p := a.newProps()
+	*p = track.Properties{QueueID: f[10], MessageID: f[11], Sender: f[12], Subject: f[14],
 		ClientIP: f[15], ClientName: f[16], Helo: f[17], Server: f[18]}
 	if p.Size, err = strconv.ParseInt(f[13], 10, 64); err != nil {
 		return ev, fmt.Errorf("event size: %w", err)
@@ -211,7 +247,7 @@ func parseEvent(line string) (track.Event, error) {
 	if p.Received, err = parseTime(f[19]); err != nil {
 		return ev, err
 	}
-	p.Recipients = append([]string{}, f[20:]...)
+	p.Recipients = a.recipients(f[20:])
 	ev.Props = p
 	return ev, nil
 }
