@@ -5,15 +5,16 @@
 // journal (ROOT/spool/tracking/*.jnl) and returns. A background flusher writes the events appended
 // since its last round to the journal in one write and fsyncs them, every 50 ms (or once 1 MiB
 // waits): that is the window in which a crash of relayd or of the machine can lose tracking events
-// (never mail, which the spool holds). A sender goroutine reads the journal in seq order and hands
-// the events to the plugin in batches of up to 2,048 (and about 192 KiB), so the plugin writes and
-// fsyncs per batch rather than per event; over protocol 2 a batch is the journal's lines as they
-// are, which the host does not decode (it reads only each line's seq) and the plugin decodes once.
-// The plugin acknowledges the highest seq it has written and fsynced to the tracking log, and
-// segments that hold only acknowledged events are deleted. The journal, not memory, holds what the
-// plugin has not taken: while the plugin is down events pile up on disk, at most 1 MiB of them
-// waits in memory for the next flush, and the sender stops sending while 4,096 or more events await
-// an acknowledgement.
+// (never mail, which the spool holds). A sender goroutine reads the journal in seq order, only as
+// far as it is fsynced (so that no record reaches the tracking log whose event a crash could take
+// back), and hands the events to the plugin in batches of up to 2,048 (and about 192 KiB), so the
+// plugin writes and fsyncs per batch rather than per event; over protocol 2 a batch is the
+// journal's lines as they are, which the host does not decode (it reads only each line's seq) and
+// the plugin decodes once. The plugin acknowledges the highest seq it has written and fsynced to
+// the tracking log, and segments that hold only acknowledged events are deleted. The journal, not
+// memory, holds what the plugin has not taken: while the plugin is down events pile up on disk, at
+// most 1 MiB of them waits in memory for the next flush, and the sender stops sending while 4,096
+// or more events await an acknowledgement.
 //
 // A supervisor starts the plugin with hashicorp/go-plugin, after checking its SHA-256 against the
 // installed-files database (ROOT/hotfix/installed.json, row bin/msgtrack; go-plugin's SecureConfig

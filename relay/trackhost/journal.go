@@ -26,9 +26,10 @@ import (
 const segmentLimit = 8 << 20
 
 // Journal is the host's durable event journal: append-only segment files named by the first seq
-// they hold, one event per line (see codec.go). Append keeps the event in memory; Sync, which the
-// host calls every 50 ms (Append itself writes once 1 MiB is waiting), writes what was appended
-// since the last Sync in one write and fsyncs it. Segments whose events the plugin has all
+// they hold, one event per line (trackrpc's event lines, which protocol 2 sends as they are).
+// Append keeps the event in memory; Sync, which the host calls every 50 ms (Append itself writes
+// once 1 MiB is waiting), writes what was appended since the last Sync in one write and fsyncs it.
+// Readers see an event only once it is synced. Segments whose events the plugin has all
 // acknowledged are deleted by Trim. The newest segment is never deleted, so the next seq is always
 // known.
 type Journal struct {
@@ -38,10 +39,11 @@ type Journal struct {
 	f       *os.File  // active segment
 	segs    []segment // in seq order; the last is active
 	size    int64     // of the active segment
+	synced  int64     // bytes of the active segment known to be on disk: what readers may read
 	next    uint64    // seq the next Append gets
 	dirty   bool
 	acked   uint64
-	changed chan struct{} // closed and replaced whenever events are written to the file
+	changed chan struct{} // closed and replaced whenever readers may find more
 	pend    []byte        // appended events not yet written to the file
 }
 
@@ -84,9 +86,14 @@ func OpenJournal(dir string) (*Journal, error) {
 			return nil, fmt.Errorf("open tracking journal: %w", err)
 		}
 		j.next = max(last.first, lastSeq+1)
-		j.size = good
+		j.size, j.synced = good, good
 		if j.f, err = os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 			return nil, fmt.Errorf("open tracking journal: %w", err)
+		}
+		// What the last run wrote may still be only in the page cache; readers hand it on.
+		if err := j.f.Sync(); err != nil {
+			j.f.Close()
+			return nil, fmt.Errorf("sync tracking journal: %w", err)
 		}
 		j.acked = j.segs[0].first - 1
 		if b, err := os.ReadFile(filepath.Join(dir, "acked")); err == nil {
@@ -142,7 +149,7 @@ func (j *Journal) rotate() error {
 		f.Close()
 		return err
 	}
-	j.f, j.size, j.dirty = f, 0, false
+	j.f, j.size, j.synced, j.dirty = f, 0, 0, false
 	j.segs = append(j.segs, segment{first: j.next, path: p})
 	return nil
 }
@@ -174,7 +181,8 @@ func (j *Journal) Append(ev track.Event) (uint64, error) {
 	return ev.Seq, nil
 }
 
-// writeLocked writes the pending events to the active segment and wakes the readers.
+// writeLocked writes the pending events to the active segment; readers see them once Sync has
+// synced them.
 func (j *Journal) writeLocked() error {
 	if len(j.pend) == 0 {
 		return nil
@@ -186,12 +194,12 @@ func (j *Journal) writeLocked() error {
 	}
 	j.pend = j.pend[:0]
 	j.dirty = true
-	close(j.changed)
-	j.changed = make(chan struct{})
 	return nil
 }
 
-// Sync writes the pending events and fsyncs them.
+// Sync writes the pending events and fsyncs them; only then may readers see them, so that the
+// plugin never writes a record whose event a crash of the machine could take out of the journal
+// (its seq would then be given to another event).
 func (j *Journal) Sync() error {
 	j.mu.Lock()
 	if j.f == nil {
@@ -199,7 +207,7 @@ func (j *Journal) Sync() error {
 		return nil
 	}
 	err := j.writeLocked()
-	f, dirty := j.f, j.dirty
+	f, dirty, size := j.f, j.dirty, j.size
 	j.dirty = false
 	j.mu.Unlock()
 	if err != nil {
@@ -208,10 +216,31 @@ func (j *Journal) Sync() error {
 	if !dirty {
 		return nil
 	}
-	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+	if err := f.Sync(); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return nil
+		}
 		return fmt.Errorf("sync tracking journal: %w", err)
 	}
+	j.mu.Lock()
+	if j.f == f && size > j.synced { // not rotated meanwhile (rotate syncs the old segment itself)
+		j.synced = size
+		close(j.changed)
+		j.changed = make(chan struct{})
+	}
+	j.mu.Unlock()
 	return nil
+}
+
+// readable returns how many bytes of the segment starting at first readers may read: all of a
+// finished segment (rotate synced it), the synced part of the active one.
+func (j *Journal) readable(first uint64) (int64, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if n := len(j.segs); n > 0 && j.segs[n-1].first == first && j.f != nil {
+		return j.synced, true
+	}
+	return 0, false
 }
 
 // Last returns the highest seq appended (0 if none).
@@ -279,6 +308,20 @@ type Reader struct {
 	part []byte // a line read before its end was written
 	from uint64
 	buf  []byte // the lines of the last batch
+	off  int64  // bytes read from f
+}
+
+// readSegment reads the current segment, no further than the journal has synced.
+func (r *Reader) readSegment(p []byte) (int, error) {
+	if limit, ok := r.j.readable(r.cur); ok {
+		if r.off >= limit {
+			return 0, io.EOF
+		}
+		p = p[:min(int64(len(p)), limit-r.off)]
+	}
+	n, err := r.f.Read(p)
+	r.off += int64(n)
+	return n, err
 }
 
 // Batch is a run of whole journal lines in seq order, as NextLines read them. Data is valid
@@ -319,7 +362,8 @@ func (r *Reader) open() error {
 		return fmt.Errorf("read tracking journal: %w", err)
 	}
 	r.Close()
-	r.f, r.r, r.cur, r.part = f, bufio.NewReaderSize(f, 256<<10), s.first, nil
+	r.f, r.cur, r.part, r.off = f, s.first, nil, 0
+	r.r = bufio.NewReaderSize(readerFunc(r.readSegment), 256<<10)
 	return nil
 }
 
@@ -451,3 +495,7 @@ func (r *Reader) read(b *Batch, limit, maxBytes int) (eof bool, err error) {
 	}
 	return false, nil
 }
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
