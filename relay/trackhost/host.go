@@ -7,14 +7,14 @@
 // waits): that is the window in which a crash of relayd or of the machine can lose tracking events
 // (never mail, which the spool holds). A sender goroutine reads the journal in seq order, only as
 // far as it is fsynced (so that no record reaches the tracking log whose event a crash could take
-// back), and hands the events to the plugin in batches of up to 2,048 (and about 192 KiB), so the
-// plugin writes and fsyncs per batch rather than per event; over protocol 2 a batch is the
-// journal's lines as they are, which the host does not decode (it reads only each line's seq) and
-// the plugin decodes once. The plugin acknowledges the highest seq it has written and fsynced to
-// the tracking log, and segments that hold only acknowledged events are deleted. The journal, not
-// memory, holds what the plugin has not taken: while the plugin is down events pile up on disk, at
-// most 1 MiB of them waits in memory for the next flush, and the sender stops sending while 4,096
-// or more events await an acknowledgement.
+// back), and hands the events to the plugin in batches of up to 4,096 (and about 1 MiB), at most
+// one batch every 100 ms unless they are full, so the plugin writes and fsyncs a few times a second
+// rather than per event; over protocol 2 a batch is the journal's lines as they are, which the host
+// does not decode (it reads only each line's seq) and the plugin decodes once. The plugin
+// acknowledges the highest seq it has written and fsynced to the tracking log, and segments that
+// hold only acknowledged events are deleted. The journal, not memory, holds what the plugin has not
+// taken: while the plugin is down events pile up on disk, at most 1 MiB of them waits in memory for
+// the next flush, and the sender stops sending while 8,192 or more events await an acknowledgement.
 //
 // A supervisor starts the plugin with hashicorp/go-plugin, after checking its SHA-256 against the
 // installed-files database (ROOT/hotfix/installed.json, row bin/msgtrack; go-plugin's SecureConfig
@@ -73,7 +73,11 @@ const DBPath = "bin/msgtrack"
 
 const (
 	flushEvery  = 50 * time.Millisecond // journal write and fsync window
-	maxInFlight = 4096
+	maxInFlight = 2 * trackrpc.MaxBatch
+	// sendEvery spaces out batches that are not full: each batch costs the plugin a write and an
+	// fsync of its log, and the relay and the plugin a round trip. The tracking log trails the
+	// journal by that much more; nothing waits on it.
+	sendEvery = 100 * time.Millisecond
 )
 
 // Errors of starting the plugin.
@@ -532,6 +536,9 @@ func (h *Host) send(ctx context.Context) {
 		lines := trackrpc.Lines{Data: batch.Data}
 		if h.call(p, func(t *trackrpc.RPCClient) (trackrpc.Ack, error) { return t.TrackLines(lines) }, &gen) {
 			sent = batch.Last
+			if batch.N < trackrpc.MaxBatch && len(batch.Data) < trackrpc.MaxBatchBytes {
+				sleep(ctx, sendEvery)
+			}
 		}
 	}
 }

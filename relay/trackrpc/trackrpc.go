@@ -43,11 +43,11 @@ const PluginName = "tracking"
 
 // MaxBatch is the largest number of events the host sends in one Track call. Batches are large so
 // that a backlog costs few round trips and the plugin few fsyncs.
-const MaxBatch = 2048
+const MaxBatch = 4096
 
 // MaxBatchBytes is about the most line data the host sends in one call (a batch stops at the
-// first line past it), so that a batch fits go-plugin's stream window and crosses in one go.
-const MaxBatchBytes = 192 << 10
+// first line past it).
+const MaxBatchBytes = 1 << 20
 
 // Ack acknowledges events: Synced is the highest seq the plugin has durably written (0: none
 // since it started). Acks only grow.
