@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/rpc"
+	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-plugin"
 
@@ -15,6 +17,7 @@ import (
 type RPCClient struct {
 	client   *rpc.Client
 	protocol int
+	noLines  atomic.Bool // the plugin predates TrackLines: send protocol 2 batches as events
 }
 
 // Protocol returns the negotiated protocol version.
@@ -56,9 +59,22 @@ func (c *RPCClient) TrackLines(b Lines) (Ack, error) {
 		}
 		return c.Track(events)
 	}
-	var ack Ack
-	err := c.client.Call("Plugin.TrackLines", b, &ack)
-	return ack, err
+	if !c.noLines.Load() {
+		var ack Ack
+		err := c.client.Call("Plugin.TrackLines", b, &ack)
+		var se rpc.ServerError
+		if !errors.As(err, &se) || !strings.Contains(string(se), "can't find method Plugin.TrackLines") {
+			return ack, err
+		}
+		// A protocol 2 build from before batches went as lines (an older hotfix, or a rollback
+		// to one): it takes the same events as structs.
+		c.noLines.Store(true)
+	}
+	events, err := ParseLines(b.Data)
+	if err != nil {
+		return Ack{}, err
+	}
+	return c.Track(events)
 }
 
 func (c *RPCClient) Sync() (Ack, error) {

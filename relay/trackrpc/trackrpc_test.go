@@ -136,3 +136,42 @@ func TestSetsOffersProtocols(t *testing.T) {
 		t.Fatalf("Sets: %+v", sets)
 	}
 }
+
+// legacyServer is a protocol 2 plugin from before TrackLines: it serves Track only.
+type legacyServer struct{ s *RPCServer }
+
+func (l *legacyServer) Version(a struct{}, v *string) error   { return l.s.Version(a, v) }
+func (l *legacyServer) Health(a struct{}, r *struct{}) error  { return l.s.Health(a, r) }
+func (l *legacyServer) Track(evs []track.Event, a *Ack) error { return l.s.Track(evs, a) }
+func (l *legacyServer) Sync(a struct{}, ack *Ack) error       { return l.s.Sync(a, ack) }
+
+type legacyPlugin struct{ Plugin }
+
+func (p *legacyPlugin) Server(b *plugin.MuxBroker) (any, error) {
+	return &legacyServer{s: &RPCServer{impl: p.Impl, broker: b}}, nil
+}
+
+// TestTrackLinesToAnOlderBuild: a host sends its batches to a protocol 2 build that predates
+// TrackLines as events, so that a hotfix or rollback to such a build keeps tracking.
+func TestTrackLinesToAnOlderBuild(t *testing.T) {
+	impl := &fakeTracker{looked: make(map[string]error)}
+	ps := map[string]plugin.Plugin{PluginName: &legacyPlugin{Plugin{Protocol: 2, Impl: impl}}}
+	client, _ := plugin.TestPluginRPCConn(t, ps, nil)
+	defer client.Close()
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := raw.(*RPCClient)
+	props := &track.Properties{QueueID: "Q", Recipients: []string{"b@y"}}
+	for seq := uint64(1); seq <= 2; seq++ {
+		line := AppendEvent(nil, track.Event{Seq: seq, Time: time.Unix(1, 0).UTC(), ID: track.EventQueued, QueueID: "Q", Props: props})
+		ack, err := rc.TrackLines(Lines{Data: line})
+		if err != nil || ack.Synced != seq {
+			t.Fatalf("batch %d: ack %+v, %v", seq, ack, err)
+		}
+	}
+	if len(impl.got) != 2 || !reflect.DeepEqual(impl.got[1].Props, props) {
+		t.Fatalf("the older build got %+v", impl.got)
+	}
+}
