@@ -14,7 +14,7 @@
 // acknowledges the highest seq it has written and fsynced to the tracking log, and segments that
 // hold only acknowledged events are deleted. The journal, not memory, holds what the plugin has not
 // taken: while the plugin is down events pile up on disk, at most 1 MiB of them waits in memory for
-// the next flush, and the sender stops sending while 8,192 or more events await an acknowledgement.
+// the next flush, and the sender stops sending while 4,096 or more events await an acknowledgement.
 //
 // A supervisor starts the plugin with hashicorp/go-plugin, after checking its SHA-256 against the
 // installed-files database (ROOT/hotfix/installed.json, row bin/msgtrack; go-plugin's SecureConfig
@@ -72,8 +72,10 @@ const ComponentName = "tracking"
 const DBPath = "bin/msgtrack"
 
 const (
-	flushEvery  = 50 * time.Millisecond // journal write and fsync window
-	maxInFlight = 2 * trackrpc.MaxBatch
+	flushEvery = 50 * time.Millisecond // journal write and fsync window
+	// maxInFlight bounds the unacknowledged events: what a build that acknowledges late may have
+	// to be sent again after a crash.
+	maxInFlight = 4096
 	// sendEvery spaces out batches that are not full: each batch costs the plugin a write and an
 	// fsync of its log, and the relay and the plugin a round trip. The tracking log trails the
 	// journal by that much more; nothing waits on it.
