@@ -266,13 +266,17 @@ func TestVerifyJSONReportsFailedCheck(t *testing.T) {
 	}
 }
 
-// minisignTool returns the path of the minisign command. It is a dependency of the test suite
-// (.ci/run installs it), so its absence fails the test rather than skipping it.
+// minisignTool returns the path of the minisign command. CI installs it (.ci/run) and sets CI, so
+// there its absence fails the test; on a developer's machine without it the interop tests are
+// skipped, saying how to run them.
 func minisignTool(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("minisign")
 	if err != nil {
-		t.Fatalf("the minisign tool is needed to test signature interoperability (apt-get install minisign): %v", err)
+		if os.Getenv("CI") != "" {
+			t.Fatalf("the minisign tool is needed to test signature interoperability (apt-get install minisign): %v", err)
+		}
+		t.Skipf("minisign is not installed: apt-get install minisign to test signature interoperability (CI requires it)")
 	}
 	return p
 }
