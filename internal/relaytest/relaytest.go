@@ -125,7 +125,7 @@ type Relayd struct {
 
 	t    testing.TB
 	cmd  *exec.Cmd
-	log  logBuffer
+	log  LogBuffer
 	done chan struct{}
 	err  error // from Wait, set before done is closed
 }
@@ -160,7 +160,7 @@ func StartRelayd(t testing.TB, bin string, root layout.Root, nextHop string, ext
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			r.log.add(line)
+			r.log.Write([]byte(line + "\n"))
 			if !strings.Contains(line, "relayd listening") {
 				continue
 			}
@@ -241,20 +241,22 @@ func (r *Relayd) Stop(timeout time.Duration) int {
 	return r.ExitCode()
 }
 
-// logBuffer is relayd's log, written by the goroutine reading its stderr and read by the test.
-type logBuffer struct {
+// LogBuffer collects a log that one goroutine writes and another reads: relayd's stderr, or
+// an in-process logger's output under test. The zero value is empty and ready to use.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (l *logBuffer) add(line string) {
+// Write appends p; it never fails.
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.b.WriteString(line)
-	l.b.WriteByte('\n')
+	return l.b.Write(p)
 }
 
-func (l *logBuffer) String() string {
+// String returns everything written so far.
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

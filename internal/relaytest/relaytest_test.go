@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,6 +95,30 @@ func TestStartRelaydThatCannotStartFails(t *testing.T) {
 	<-done
 	if !ft.failed || !strings.Contains(ft.msg, "relayd exited at start") {
 		t.Fatalf("start of a relayd with a bad next hop: failed %v, %q", ft.failed, ft.msg)
+	}
+}
+
+func TestLogBufferKeepsConcurrentWrites(t *testing.T) {
+	// Each write lands whole, whichever goroutine makes it and while others read.
+	var l LogBuffer
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 100 {
+				fmt.Fprintf(&l, "g%d line %03d\n", g, i)
+				_ = l.String()
+			}
+		})
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(l.String(), "\n"), "\n")
+	if len(lines) != 400 {
+		t.Fatalf("%d lines, want 400", len(lines))
+	}
+	for _, line := range lines {
+		if len(line) != len("g0 line 000") || !strings.HasPrefix(line, "g") {
+			t.Fatalf("torn line %q", line)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
 	"relayfix/relay/control"
 )
@@ -21,16 +22,16 @@ import (
 // and compare medians: the machine is shared and single runs are noisy.
 func BenchmarkRelaydTrackingOff(b *testing.B) { benchRelayd(b, "", "--tracking=false") }
 
-func BenchmarkRelaydTrackingOn(b *testing.B) { benchRelayd(b, fixedBin) }
+func BenchmarkRelaydTrackingOn(b *testing.B) { benchRelayd(b, bins.TrackFixed) }
 
 // BenchmarkRelaydTrackingCrashLoop runs with relayd's default restart policy (100 ms doubling to
 // 5 s); the tests' relayd otherwise restarts within 1 s.
 func BenchmarkRelaydTrackingCrashLoop(b *testing.B) {
-	benchRelayd(b, prefixBin, "--track-restart-max", "5s")
+	benchRelayd(b, bins.TrackPrefix, "--track-restart-max", "5s")
 }
 
 func benchRelayd(b *testing.B, plugin string, extra ...string) {
-	root := relaydRoot(b)
+	root := relaytest.ShortRoot(b)
 	if plugin != "" {
 		install(b, root, plugin, true)
 	}
@@ -48,7 +49,7 @@ func benchRelayd(b *testing.B, plugin string, extra ...string) {
 	const n = 1000
 	seq := 0
 	loadOnce := func() *smtpload.LoadResult {
-		res, err := smtpload.Load(b.Context(), smtpload.LoadOptions{Addr: p.addr, N: n, Concurrency: 16, Size: 1024, FirstSeq: seq, Duration: 2 * time.Minute})
+		res, err := smtpload.Load(b.Context(), smtpload.LoadOptions{Addr: p.Addr, N: n, Concurrency: 16, Size: 1024, FirstSeq: seq, Duration: 2 * time.Minute})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -59,7 +60,7 @@ func benchRelayd(b *testing.B, plugin string, extra ...string) {
 		return res
 	}
 	loadOnce() // warm up: spool files, connections, the plugin's first batches
-	cpu0, self0 := p.cpu(b), procCPU(b, p.cmd.Process.Pid, false)
+	cpu0, self0 := p.cpu(b), procCPU(b, p.Pid(), false)
 	b.ResetTimer()
 	var elapsed time.Duration
 	for range b.N {
@@ -70,7 +71,7 @@ func benchRelayd(b *testing.B, plugin string, extra ...string) {
 	// CPU per message is steadier than throughput on a shared machine: it counts relayd and its
 	// plugin processes, living and reaped, whatever else the machine runs.
 	b.ReportMetric(float64((p.cpu(b)-cpu0).Microseconds())/float64(n*b.N), "cpu-µs/msg")
-	b.ReportMetric(float64((procCPU(b, p.cmd.Process.Pid, false)-self0).Microseconds())/float64(n*b.N), "relayd-cpu-µs/msg")
+	b.ReportMetric(float64((procCPU(b, p.Pid(), false)-self0).Microseconds())/float64(n*b.N), "relayd-cpu-µs/msg")
 	if plugin != "" {
 		st := p.tracking(b)
 		b.ReportMetric(float64(st.Crashes), "crashes")
@@ -80,7 +81,7 @@ func benchRelayd(b *testing.B, plugin string, extra ...string) {
 // cpu returns the CPU time used so far by relayd, by its reaped children (plugin processes that
 // exited) and by the plugin process running now.
 func (p *relaydProc) cpu(b *testing.B) time.Duration {
-	total := procCPU(b, p.cmd.Process.Pid, true)
+	total := procCPU(b, p.Pid(), true)
 	if st := p.tracking(b); st.PID != 0 {
 		total += procCPU(b, st.PID, false)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/relaytest"
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
 	"relayfix/packages"
@@ -26,37 +26,10 @@ import (
 )
 
 // The two msgtrack builds and relayd, built once for the package's tests.
-var prefixBin, fixedBin, relaydBin string
+var bins relaytest.Binaries
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "trackhost-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	prefixBin = filepath.Join(dir, "msgtrack-sp2")
-	fixedBin = filepath.Join(dir, "msgtrack-kb910618")
-	relaydBin = filepath.Join(dir, "relayd")
-	for _, b := range []struct{ out, tags, version, pkg string }{
-		{prefixBin, "msgtrack_prefix", stamp.TrackPrefixVersion, "relayfix/cmd/msgtrack"},
-		{fixedBin, "", stamp.TrackFixedVersion, "relayfix/cmd/msgtrack"},
-		{relaydBin, "", stamp.RelaydVersion, "relayfix/cmd/relayd"},
-	} {
-		args := []string{"build", "-o", b.out, "-ldflags", stamp.LDFlag(b.version)}
-		if b.tags != "" {
-			args = append(args, "-tags", b.tags)
-		}
-		cmd := exec.Command("go", append(args, b.pkg)...)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build", b.pkg+":", err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	relaytest.Main(m, &bins, relaytest.RelaydProgram, relaytest.TrackPrefixProgram, relaytest.TrackFixedProgram)
 }
 
 // install copies bin to ROOT/bin/msgtrack and, if record, writes its row in the installed-files
@@ -164,29 +137,12 @@ type harness struct {
 	relay  *fakeRelay
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *relaytest.LogBuffer
 }
 
 func start(t *testing.T, root layout.Root, cfg Config) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &relaytest.LogBuffer{}
 	h, err := New(Options{Root: root, Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +226,7 @@ func fastConfig() Config {
 
 func TestFixedBuildUnderLoad(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, fixedBin, true)
+	install(t, root, bins.TrackFixed, true)
 	hs := start(t, root, fastConfig())
 	st := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
 	if st.Version != stamp.TrackFixedVersion || st.Protocol != 2 || st.PID == 0 {
@@ -286,7 +242,7 @@ func TestFixedBuildUnderLoad(t *testing.T) {
 
 func TestPrefixBuildCrashesAndFixedBuildRecovers(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, prefixBin, true)
+	install(t, root, bins.TrackPrefix, true)
 	hs := start(t, root, fastConfig())
 	st := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
 	if st.Version != stamp.TrackPrefixVersion || st.Protocol != 1 {
@@ -307,7 +263,7 @@ func TestPrefixBuildCrashesAndFixedBuildRecovers(t *testing.T) {
 		t.Fatalf("nothing pending after the crash: %+v", st)
 	}
 	// Swap the fixed build in as hotfix does, then restart the component.
-	install(t, root, fixedBin, true)
+	install(t, root, bins.TrackFixed, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	st, err := hs.host.Restart(ctx)
@@ -330,7 +286,7 @@ func TestPrefixBuildCrashesAndFixedBuildRecovers(t *testing.T) {
 // message, the same load passes without a crash and every record is written.
 func TestPrefixBuildNeverCrashesOnMessagesStillQueued(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, prefixBin, true)
+	install(t, root, bins.TrackPrefix, true)
 	hs := start(t, root, fastConfig())
 	hs.relay.keep = true
 	waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
@@ -344,7 +300,7 @@ func TestPrefixBuildNeverCrashesOnMessagesStillQueued(t *testing.T) {
 
 func TestChecksumMismatchRefused(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, fixedBin, true)
+	install(t, root, bins.TrackFixed, true)
 	writeDB(t, root, strings.Repeat("ab", 32))
 	hs := start(t, root, fastConfig())
 	st := waitFor(t, 10*time.Second, "failed", func(st control.ComponentStatus) bool { return st.Health == control.HealthFailed }, hs.host)
@@ -357,7 +313,7 @@ func TestChecksumMismatchRefused(t *testing.T) {
 	}
 	// Events are kept meanwhile, and written once a good build is installed.
 	ids := hs.relay.carry("C", 20, 2)
-	install(t, root, fixedBin, true)
+	install(t, root, bins.TrackFixed, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if st, err := hs.host.Restart(ctx); err != nil || st.Health != control.HealthHealthy {
@@ -380,7 +336,7 @@ func TestNotInstalledPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := layout.Root(t.TempDir())
-			install(t, root, fixedBin, false)
+			install(t, root, bins.TrackFixed, false)
 			cfg := fastConfig()
 			cfg.Unverified = tt.unverified
 			hs := start(t, root, cfg)
@@ -394,7 +350,7 @@ func TestNotInstalledPolicy(t *testing.T) {
 
 func TestSwitchOffAndOn(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, fixedBin, true)
+	install(t, root, bins.TrackFixed, true)
 	hs := start(t, root, fastConfig())
 	st := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
 	pid := st.PID
@@ -428,7 +384,7 @@ func TestSwitchOffAndOn(t *testing.T) {
 
 func TestRestartUnderLoadLosesNothing(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, fixedBin, true)
+	install(t, root, bins.TrackFixed, true)
 	hs := start(t, root, fastConfig())
 	first := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
 	done := make(chan []string)
@@ -455,7 +411,7 @@ func TestRestartUnderLoadLosesNothing(t *testing.T) {
 
 func TestEscalationRunsProgram(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, prefixBin, true)
+	install(t, root, bins.TrackPrefix, true)
 	out := filepath.Join(t.TempDir(), "escalated")
 	script := filepath.Join(t.TempDir(), "escalate.sh")
 	os.WriteFile(script, []byte("#!/bin/sh\nenv | grep ^RELAYFIX_ | sort > "+out+".tmp && mv "+out+".tmp "+out+"\n"), 0o755)
@@ -484,5 +440,3 @@ func TestEscalationRunsProgram(t *testing.T) {
 		t.Fatalf("status %+v: want at least 2 crashes and the event still pending", st)
 	}
 }
-
-var _ io.Writer = (*syncBuffer)(nil)

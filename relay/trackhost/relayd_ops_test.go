@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
 	"relayfix/relay/control"
 	"relayfix/relay/tracklog"
@@ -16,16 +17,16 @@ import (
 
 // relayd's tracking settings come from its flags or, under the same names, ROOT/relayd.json.
 func TestRelaydTrackingConfigFromFile(t *testing.T) {
-	root := relaydRoot(t)
-	install(t, root, fixedBin, false) // not in the installed-files database
+	root := relaytest.ShortRoot(t)
+	install(t, root, bins.TrackFixed, false) // not in the installed-files database
 	sink := newSink(t)
 	p := startRelayd(t, root, sink.Addr())
 	st := p.waitTracking(t, 20*time.Second, "failed", func(st control.ComponentStatus) bool { return st.Health == control.HealthFailed })
 	if !strings.Contains(st.Detail, "not installed") {
 		t.Fatalf("detail %q", st.Detail)
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	<-p.done
+	p.Signal(syscall.SIGTERM)
+	<-p.Done()
 	if err := os.WriteFile(root.Config(), []byte(`{"track-unverified": true, "track-escalate": "none"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -38,19 +39,19 @@ func TestRelaydTrackingConfigFromFile(t *testing.T) {
 
 // relayd ctl tracking off|on: while off no records are written and none are kept, and mail flows.
 func TestRelaydTrackingOffAndOn(t *testing.T) {
-	root := relaydRoot(t)
-	install(t, root, fixedBin, true)
+	root := relaytest.ShortRoot(t)
+	install(t, root, bins.TrackFixed, true)
 	sink := newSink(t)
 	p := startRelayd(t, root, sink.Addr())
 	p.waitTracking(t, 20*time.Second, "healthy", healthy)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	off, on := false, true
-	resp, err := p.ctl.Do(ctx, control.Request{Op: control.OpSetComponent, Name: ComponentName, Enabled: &off})
+	resp, err := p.Ctl.Do(ctx, control.Request{Op: control.OpSetComponent, Name: ComponentName, Enabled: &off})
 	if err != nil || resp.Component == nil || resp.Component.Health != control.HealthDisabled {
 		t.Fatalf("tracking off: %+v %v", resp, err)
 	}
-	res := runLoad(t, smtpload.LoadOptions{Addr: p.addr, N: 100, Concurrency: 4})
+	res := runLoad(t, smtpload.LoadOptions{Addr: p.Addr, N: 100, Concurrency: 4})
 	delivered(t, sink, res, 100)
 	time.Sleep(200 * time.Millisecond)
 	if recs, _ := tracklog.Search(root.TrackingLog(), tracklog.Query{Sender: "load@example.test"}); len(recs) != 0 {
@@ -59,11 +60,11 @@ func TestRelaydTrackingOffAndOn(t *testing.T) {
 	if st := p.tracking(t); st.Pending != 0 || st.Enabled {
 		t.Fatalf("while off: %+v", st)
 	}
-	resp, err = p.ctl.Do(ctx, control.Request{Op: control.OpSetComponent, Name: ComponentName, Enabled: &on})
+	resp, err = p.Ctl.Do(ctx, control.Request{Op: control.OpSetComponent, Name: ComponentName, Enabled: &on})
 	if err != nil || resp.Component == nil || resp.Component.Health != control.HealthHealthy {
 		t.Fatalf("tracking on: %+v %v", resp, err)
 	}
-	res2 := runLoad(t, smtpload.LoadOptions{Addr: p.addr, N: 100, Concurrency: 4, FirstSeq: 100})
+	res2 := runLoad(t, smtpload.LoadOptions{Addr: p.Addr, N: 100, Concurrency: 4, FirstSeq: 100})
 	delivered(t, sink, res2, 100)
 	if lost := trackedInOrder(t, root, res2.Acks); lost != 0 {
 		t.Fatalf("%d messages lack records after tracking was switched on", lost)
@@ -72,13 +73,12 @@ func TestRelaydTrackingOffAndOn(t *testing.T) {
 
 // The plugin dies with relayd, even when relayd is killed outright.
 func TestPluginDiesWithRelayd(t *testing.T) {
-	root := relaydRoot(t)
-	install(t, root, fixedBin, true)
+	root := relaytest.ShortRoot(t)
+	install(t, root, bins.TrackFixed, true)
 	sink := newSink(t)
 	p := startRelayd(t, root, sink.Addr())
 	pid := p.waitTracking(t, 20*time.Second, "healthy", healthy).PID
-	p.cmd.Process.Kill()
-	<-p.done
+	p.Kill9()
 	deadline := time.Now().Add(5 * time.Second)
 	for syscall.Kill(pid, 0) == nil {
 		if time.Now().After(deadline) {
@@ -90,8 +90,8 @@ func TestPluginDiesWithRelayd(t *testing.T) {
 
 // The rollback escalation runs `hotfix rollback msgtrack --root ROOT`.
 func TestEscalationRollbackRunsHotfix(t *testing.T) {
-	root := relaydRoot(t)
-	install(t, root, prefixBin, true)
+	root := relaytest.ShortRoot(t)
+	install(t, root, bins.TrackPrefix, true)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "argv")
 	hotfix := filepath.Join(dir, "hotfix")
@@ -100,7 +100,7 @@ func TestEscalationRollbackRunsHotfix(t *testing.T) {
 	p := startRelayd(t, root, sink.Addr(), "--track-escalate", "rollback", "--track-escalate-after", "2",
 		"--track-hotfix", hotfix, "--track-restart-delay", "20ms")
 	p.waitTracking(t, 20*time.Second, "healthy", healthy)
-	res := runLoad(t, smtpload.LoadOptions{Addr: p.addr, N: 300, Concurrency: 8})
+	res := runLoad(t, smtpload.LoadOptions{Addr: p.Addr, N: 300, Concurrency: 8})
 	delivered(t, sink, res, 300)
 	deadline := time.Now().Add(30 * time.Second)
 	var argv []byte
@@ -113,7 +113,7 @@ func TestEscalationRollbackRunsHotfix(t *testing.T) {
 	if got, want := strings.TrimSpace(string(argv)), "rollback msgtrack --root "+string(root); got != want {
 		t.Fatalf("hotfix ran with %q, want %q (crashes: %d)", got, want, p.tracking(t).Crashes)
 	}
-	if !strings.Contains(p.log.String(), "Roll the component back to its previous build") {
+	if !strings.Contains(p.Log(), "Roll the component back to its previous build") {
 		t.Errorf("no escalation wording in relayd's log")
 	}
 }

@@ -1,17 +1,15 @@
 package trackhost
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
 	"relayfix/internal/stamp"
 	"relayfix/relay/control"
@@ -22,83 +20,14 @@ import (
 // These tests run the real relayd with the real msgtrack builds, a counting next hop and SMTP load
 // on loopback: the KB 910618 episode end to end.
 
-// relaydRoot returns a short root directory (the control socket path must stay under the
-// 108-byte limit of a Unix socket address).
-func relaydRoot(t testing.TB) layout.Root {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "tr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return layout.Root(dir)
-}
-
-type relaydProc struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *syncBuffer
-	ctl  control.Client
-	done chan struct{}
-}
+// relaydProc is relayd run by the shared harness, with the tracking component's controls.
+type relaydProc struct{ *relaytest.Relayd }
 
 // startRelayd runs relayd on root with next hop sink and waits until it serves SMTP.
 func startRelayd(t testing.TB, root layout.Root, sink string, extra ...string) *relaydProc {
 	t.Helper()
-	args := append([]string{"--root", string(root), "--listen", "127.0.0.1:0", "--next-hop", sink,
-		"--allow", "127.0.0.1/32", "--track-restart-max", "1s"}, extra...)
-	cmd := exec.Command(relaydBin, args...)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	p := &relaydProc{cmd: cmd, log: &syncBuffer{}, ctl: control.Client{Path: root.ControlSocket()}, done: make(chan struct{})}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.log.Write([]byte(line + "\n"))
-			if strings.Contains(line, "relayd listening") {
-				for _, f := range strings.Fields(line) {
-					if a, ok := strings.CutPrefix(f, "smtp="); ok {
-						addrc <- a
-					}
-				}
-			}
-		}
-	}()
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			log := p.log.String()
-			if len(log) > 20000 {
-				log = "...\n" + log[len(log)-20000:]
-			}
-			t.Logf("relayd log:\n%s", log)
-		}
-	})
-	select {
-	case p.addr = <-addrc:
-	case <-p.done:
-		t.Fatalf("relayd exited:\n%s", p.log.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("relayd did not start:\n%s", p.log.String())
-	}
-	return p
+	args := append([]string{"--allow", "127.0.0.1/32", "--track-restart-max", "1s"}, extra...)
+	return &relaydProc{relaytest.StartRelayd(t, bins.Relayd, root, sink, args...)}
 }
 
 // tracking returns the tracking component's status from the running relay.
@@ -106,7 +35,7 @@ func (p *relaydProc) tracking(t testing.TB) control.ComponentStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := p.ctl.Status(ctx)
+	st, err := p.Ctl.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +66,7 @@ func (p *relaydProc) restartTracking(t *testing.T) (control.ComponentStatus, tim
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	st, err := p.ctl.RestartComponent(ctx, ComponentName)
+	st, err := p.Ctl.RestartComponent(ctx, ComponentName)
 	if err != nil {
 		t.Fatalf("restart-component tracking: %v", err)
 	}
@@ -218,8 +147,8 @@ func trackedInOrder(t *testing.T, root layout.Root, acks map[int]string) int {
 }
 
 func TestRelaydPrefixBuildCrashesThenHotfixKeepsEveryRecord(t *testing.T) {
-	root := relaydRoot(t)
-	install(t, root, prefixBin, true)
+	root := relaytest.ShortRoot(t)
+	install(t, root, bins.TrackPrefix, true)
 	sink := newSink(t)
 	p := startRelayd(t, root, sink.Addr())
 	st := p.waitTracking(t, 20*time.Second, "healthy", healthy)
@@ -227,7 +156,7 @@ func TestRelaydPrefixBuildCrashesThenHotfixKeepsEveryRecord(t *testing.T) {
 		t.Fatalf("tracking %+v: want the SP2 build over protocol 1", st)
 	}
 	const n = 2000
-	res := runLoad(t, smtpload.LoadOptions{Addr: p.addr, N: n, Concurrency: 16})
+	res := runLoad(t, smtpload.LoadOptions{Addr: p.Addr, N: n, Concurrency: 16})
 	delivered(t, sink, res, n)
 	st = p.waitTracking(t, 20*time.Second, "a crash", func(st control.ComponentStatus) bool { return st.Crashes > 0 })
 	for _, want := range []string{"nil pointer dereference", "already delivered and removed", "KB 910618", stamp.TrackPrefixVersion} {
@@ -235,7 +164,7 @@ func TestRelaydPrefixBuildCrashesThenHotfixKeepsEveryRecord(t *testing.T) {
 			t.Errorf("last exit %q does not say %q", st.LastExit, want)
 		}
 	}
-	if !strings.Contains(p.log.String(), "The tracking component terminated unexpectedly.") {
+	if !strings.Contains(p.Log(), "The tracking component terminated unexpectedly.") {
 		t.Errorf("relayd logged no event 7031 line")
 	}
 	crashes := st.Crashes
@@ -243,7 +172,7 @@ func TestRelaydPrefixBuildCrashesThenHotfixKeepsEveryRecord(t *testing.T) {
 		n, crashes, st.Pending, int(float64(res.Acked)/res.Elapsed.Seconds()), st.LastExit)
 
 	// The hotfix swaps the file and restarts the component; the kept events are all written.
-	install(t, root, fixedBin, true)
+	install(t, root, bins.TrackFixed, true)
 	st, took := p.restartTracking(t)
 	if st.Version != stamp.TrackFixedVersion || st.Protocol != 2 || st.Health != control.HealthHealthy {
 		t.Fatalf("after restart-component: %+v", st)
@@ -259,13 +188,13 @@ func TestRelaydPrefixBuildCrashesThenHotfixKeepsEveryRecord(t *testing.T) {
 }
 
 func TestRelaydFixedBuildUnderLoad(t *testing.T) {
-	root := relaydRoot(t)
-	install(t, root, fixedBin, true)
+	root := relaytest.ShortRoot(t)
+	install(t, root, bins.TrackFixed, true)
 	sink := newSink(t)
 	p := startRelayd(t, root, sink.Addr())
 	p.waitTracking(t, 20*time.Second, "healthy", healthy)
 	const n = 2000
-	res := runLoad(t, smtpload.LoadOptions{Addr: p.addr, N: n, Concurrency: 16})
+	res := runLoad(t, smtpload.LoadOptions{Addr: p.Addr, N: n, Concurrency: 16})
 	delivered(t, sink, res, n)
 	st := p.waitTracking(t, time.Minute, "every event written", func(st control.ComponentStatus) bool { return st.Pending == 0 })
 	if st.Crashes != 0 || st.Version != stamp.TrackFixedVersion {
@@ -275,7 +204,7 @@ func TestRelaydFixedBuildUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d messages lack tracking records", lost, n)
 	}
 	// relayd track shows one message's history, in order, without a running relay's help.
-	out, err := exec.Command(relaydBin, "track", "--root", string(root), "--message-id", "<7.load@example.test>").CombinedOutput()
+	out, err := exec.Command(bins.Relayd, "track", "--root", string(root), "--message-id", "<7.load@example.test>").CombinedOutput()
 	if err != nil {
 		t.Fatalf("relayd track: %v\n%s", err, out)
 	}
@@ -288,14 +217,14 @@ func TestRelaydFixedBuildUnderLoad(t *testing.T) {
 }
 
 func TestRelaydRestartComponentDuringLoad(t *testing.T) {
-	root := relaydRoot(t)
-	install(t, root, fixedBin, true)
+	root := relaytest.ShortRoot(t)
+	install(t, root, bins.TrackFixed, true)
 	sink := newSink(t)
 	p := startRelayd(t, root, sink.Addr())
 	first := p.waitTracking(t, 20*time.Second, "healthy", healthy)
 
 	// The same paced load twice: once undisturbed, once with two restarts of the component.
-	opts := smtpload.LoadOptions{Addr: p.addr, N: 1200, Concurrency: 8, Rate: 400}
+	opts := smtpload.LoadOptions{Addr: p.Addr, N: 1200, Concurrency: 8, Rate: 400}
 	base := runLoad(t, opts)
 	delivered(t, sink, base, opts.N)
 
