@@ -44,6 +44,7 @@ import (
 	"strings"
 	"time"
 
+	"relayfix/internal/tsv"
 	"relayfix/relay/track"
 )
 
@@ -244,7 +245,7 @@ func pow10(n int) int {
 
 func appendField(b []byte, v string) []byte {
 	b = append(b, '\t')
-	return appendEscaped(b, v)
+	return tsv.AppendEscaped(b, v)
 }
 
 // ParseLine parses one log line (without its newline).
@@ -255,7 +256,7 @@ func ParseLine(line string) (Record, error) {
 	}
 	f := make([]string, len(raw))
 	for i, v := range raw {
-		u, err := unescape(v)
+		u, err := tsv.Unescape(v)
 		if err != nil {
 			return Record{}, fmt.Errorf("tracking log field %s: %w", fieldNames[i], err)
 		}
@@ -299,61 +300,4 @@ func ParseLine(line string) (Record, error) {
 		return Record{}, fmt.Errorf("tracking log field seq: %w", err)
 	}
 	return r, nil
-}
-
-func appendEscaped(b []byte, s string) []byte {
-	// Most values need no escaping: copy those whole.
-	i := 0
-	for i < len(s) && !needsEscape(s[i]) {
-		i++
-	}
-	b = append(b, s[:i]...)
-	for ; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
-}
-
-func needsEscape(c byte) bool { return c == '\\' || c == '\t' || c == '\n' || c == '\r' }
-
-func unescape(s string) (string, error) {
-	if !strings.ContainsRune(s, '\\') {
-		return s, nil
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' {
-			b.WriteByte(c)
-			continue
-		}
-		i++
-		if i == len(s) {
-			return "", fmt.Errorf("dangling backslash in %q", s)
-		}
-		switch s[i] {
-		case '\\':
-			b.WriteByte('\\')
-		case 't':
-			b.WriteByte('\t')
-		case 'n':
-			b.WriteByte('\n')
-		case 'r':
-			b.WriteByte('\r')
-		default:
-			return "", fmt.Errorf("unknown escape \\%c in %q", s[i], s)
-		}
-	}
-	return b.String(), nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"relayfix/internal/tsv"
 	"relayfix/relay/track"
 )
 
@@ -74,31 +75,8 @@ func appendTime(b []byte, t time.Time) []byte {
 }
 
 func appendField(b []byte, s string) []byte {
-	b = append(b, '\t')
-	// Most values need no escaping: copy those whole.
-	i := 0
-	for i < len(s) && !needsEscape(s[i]) {
-		i++
-	}
-	b = append(b, s[:i]...)
-	for ; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
+	return tsv.AppendEscaped(append(b, '\t'), s)
 }
-
-func needsEscape(c byte) bool { return c == '\\' || c == '\t' || c == '\n' || c == '\r' }
 
 // LineSeq returns the seq of an event line without decoding the rest of it.
 func LineSeq(line []byte) (uint64, error) {
@@ -200,9 +178,9 @@ func (a *lineArena) parseEvent(line string) (track.Event, error) {
 	if escaped {
 		for i := range f {
 			if strings.IndexByte(f[i], '\\') >= 0 {
-				u, err := unescape(f[i])
+				u, err := tsv.Unescape(f[i])
 				if err != nil {
-					return track.Event{}, err
+					return track.Event{}, fmt.Errorf("event field %d: %w", i, err)
 				}
 				f[i] = u
 			}
@@ -261,32 +239,4 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("event time: %w", err)
 	}
 	return time.Unix(0, n).UTC(), nil
-}
-
-func unescape(s string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' {
-			b.WriteByte(c)
-			continue
-		}
-		i++
-		if i == len(s) {
-			return "", fmt.Errorf("event field ends in a backslash")
-		}
-		switch s[i] {
-		case '\\':
-			b.WriteByte('\\')
-		case 't':
-			b.WriteByte('\t')
-		case 'n':
-			b.WriteByte('\n')
-		case 'r':
-			b.WriteByte('\r')
-		default:
-			return "", fmt.Errorf("event field: unknown escape \\%c", s[i])
-		}
-	}
-	return b.String(), nil
 }
