@@ -2,10 +2,11 @@
 // hands it the events of each message's life, and msgtrack writes them to the tracking logs under
 // ROOT/log/tracking (see relay/tracklog for the format).
 //
-// Two builds come from this source. The default build (the KB910618 fix, file version 6.5.7651.45)
-// speaks protocol 2, where each event carries its message's properties, and still speaks protocol 1
-// safely. The build tagged msgtrack_prefix (the service pack 2 build, 6.5.7638.1) speaks protocol 1
-// only and reproduces the defect KB 910618 describes: it acknowledges an event at once and reads the
+// Two builds come from this source, and each serves one of relay/trackplugin's trackers. The
+// default build (the KB910618 fix, file version 6.5.7651.45) serves trackplugin.Fixed: protocol 2,
+// where each event carries its message's properties, and a safe protocol 1. The build tagged
+// msgtrack_prefix (the service pack 2 build, 6.5.7638.1) serves trackplugin.Prefix: protocol 1
+// only, with the defect KB 910618 describes: it acknowledges an event at once and reads the
 // message's properties back from the relay later, on a worker; under load the relay has by then
 // delivered and removed the message, and the build dereferences the missing message and crashes.
 //
@@ -41,7 +42,7 @@ func main() {
 	defer w.Close()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  trackrpc.Handshake,
-		VersionedPlugins: protocols(w, logger),
+		VersionedPlugins: protocols()(w, logger, stamp.Version()),
 		Logger:           logger,
 	})
 }

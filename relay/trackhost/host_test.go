@@ -250,7 +250,7 @@ func TestPrefixBuildCrashesAndFixedBuildRecovers(t *testing.T) {
 	}
 	ids := hs.relay.carry("P", 2000, 16)
 	st = waitFor(t, 30*time.Second, "a crash", func(st control.ComponentStatus) bool { return st.Crashes > 0 }, hs.host)
-	for _, want := range []string{"nil pointer dereference", "main.recordsFor", "already delivered and removed", "KB 910618"} {
+	for _, want := range []string{"nil pointer dereference", "trackplugin.recordsFor", "already delivered and removed", "KB 910618"} {
 		if !strings.Contains(st.LastExit, want) {
 			t.Errorf("last exit %q does not say %q", st.LastExit, want)
 		}
