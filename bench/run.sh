@@ -52,7 +52,7 @@ apply() {
 } >"$W/report"
 
 section relay "relayd vs Postfix, end to end, 4 KiB messages (msgs/s)" bash bench/relay.sh
-section tracking "Tracking cost: relayd end to end with tracking off, on, and crash-looping (msgs/s)" bash relay/trackhost/bench.sh 3
+section tracking "Tracking cost: relayd end to end with tracking off, on, and crash-looping (msgs/s)" bash relay/trackhost/bench.sh 7
 section verify "hotfix verify of a 64 MiB payload vs sha256sum" bash bench/verify.sh 5
 section apply "Live apply of KB910618 under load, restart and health check included (10 runs)" apply
 section memory "relayd memory with 100,000 queued 4 KiB messages, next hop down" bash bench/relay-memory.sh
