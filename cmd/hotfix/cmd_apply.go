@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/exitcode"
 	"relayfix/packages"
 	"relayfix/relay/control"
 	"relayfix/verifier"
@@ -137,7 +138,7 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 			printPlan(g.stdout, plan)
 		}
 		if err != nil {
-			return &silentError{err}
+			return &exitcode.SilentError{Err: err}
 		}
 		return nil
 	}

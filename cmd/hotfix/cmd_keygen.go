@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/blake2b"
 
+	"relayfix/internal/exitcode"
 	"relayfix/internal/safefile"
 	"relayfix/verifier"
 )
@@ -43,7 +44,7 @@ A root trusts the public keys in ROOT/hotfix/trusted/*.pub.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.out == "" {
-				return usagef("keygen: -o NAME is required")
+				return exitcode.Usagef("keygen: -o NAME is required")
 			}
 			return runKeygen(g, o)
 		},

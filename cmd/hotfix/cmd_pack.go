@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/exitcode"
 	"relayfix/internal/progress"
 	"relayfix/internal/tableprint"
 	"relayfix/manifest"
@@ -53,13 +54,13 @@ An encrypted secret key is decrypted with the password in $` + envKeyPassword + 
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case o.manifest == "":
-				return usagef("pack: --manifest is required")
+				return exitcode.Usagef("pack: --manifest is required")
 			case o.out == "":
-				return usagef("pack: -o OUT is required")
+				return exitcode.Usagef("pack: -o OUT is required")
 			case o.manifestOnly && (o.key != "" || o.signature != ""):
-				return usagef("pack: --manifest-only signs nothing: drop --key and --signature")
+				return exitcode.Usagef("pack: --manifest-only signs nothing: drop --key and --signature")
 			case !o.manifestOnly && (o.key == "") == (o.signature == ""):
-				return usagef("pack: give exactly one of --key and --signature")
+				return exitcode.Usagef("pack: give exactly one of --key and --signature")
 			}
 			return runPack(cmd.Context(), g, o)
 		},
@@ -80,10 +81,10 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 	for _, f := range o.files {
 		dst, src, ok := strings.Cut(f, "=")
 		if !ok || dst == "" || src == "" {
-			return usagef("pack: --file %q: want INSTALLPATH=SOURCE", f)
+			return exitcode.Usagef("pack: --file %q: want INSTALLPATH=SOURCE", f)
 		}
 		if _, dup := payload[dst]; dup {
-			return usagef("pack: --file %s given twice", dst)
+			return exitcode.Usagef("pack: --file %s given twice", dst)
 		}
 		payload[dst] = src
 	}
@@ -93,7 +94,7 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 	if o.date != "" {
 		d, err := time.Parse(time.RFC3339, o.date)
 		if err != nil {
-			return usagef("pack: --date %q: want RFC 3339, like 2006-02-14T03:36:00Z", o.date)
+			return exitcode.Usagef("pack: --date %q: want RFC 3339, like 2006-02-14T03:36:00Z", o.date)
 		}
 		opts.Date = d
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/exitcode"
 	"relayfix/internal/progress"
 	"relayfix/packages"
 	"relayfix/verifier"
@@ -40,7 +41,7 @@ database instead.`,
   hotfix verify --root /var/lib/relayfix`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
-				return usagef("verify takes at most one package, got %d arguments", len(args))
+				return exitcode.Usagef("verify takes at most one package, got %d arguments", len(args))
 			}
 			return nil
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"relayfix/internal/exitcode"
 	"relayfix/packages"
 )
 
@@ -31,7 +32,7 @@ func runVerifyRoot(ctx context.Context, g *globalOptions) error {
 		if !g.json {
 			fmt.Fprintf(g.stderr, "hotfix: %v\n", err)
 		}
-		return &silentError{err}
+		return &exitcode.SilentError{Err: err}
 	}
 	if !g.json {
 		fmt.Fprintf(g.stdout, "All %d installed files match the installed-files database.\n", len(checks))

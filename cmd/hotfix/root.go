@@ -2,38 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/exitcode"
 	"relayfix/internal/layout"
 )
-
-// Exit codes, documented in the root command's help.
-const (
-	exitOK     = 0
-	exitFailed = 1 // something failed or did not verify
-	exitUsage  = 2 // the command line was wrong
-)
-
-// usageError marks an error in the command line itself.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
-}
-
-// silentError is a failure whose explanation was already printed.
-type silentError struct{ err error }
-
-func (e *silentError) Error() string { return e.err.Error() }
-func (e *silentError) Unwrap() error { return e.err }
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
@@ -54,25 +31,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd.SetIn(stdin)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	err := cmd.ExecuteContext(ctx)
-	return exitCode(err, stderr)
-}
-
-// exitCode maps an error to the process exit code and prints it: the one place that does.
-func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
-		return exitOK
-	}
-	var silent *silentError
-	if !errors.As(err, &silent) {
-		fmt.Fprintf(stderr, "hotfix: %v\n", err)
-	}
-	var usage *usageError
-	if errors.As(err, &usage) {
-		fmt.Fprintln(stderr, "Run 'hotfix --help' for usage.")
-		return exitUsage
-	}
-	return exitFailed
+	return exitcode.Of(cmd.ExecuteContext(ctx), "hotfix", stderr)
 }
 
 func newRootCmd(g *globalOptions) *cobra.Command {
@@ -96,7 +55,7 @@ Exit status:
 		SilenceErrors: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q", args[0])
+				return exitcode.Usagef("unknown command %q", args[0])
 			}
 			return nil
 		},
@@ -108,7 +67,7 @@ Exit status:
 		if c.HasParent() {
 			err = fmt.Errorf("%s: %w", c.Name(), err)
 		}
-		return &usageError{err}
+		return &exitcode.UsageError{Err: err}
 	})
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&g.root, "root", "", "install root (default $"+layout.EnvRoot+", then "+layout.DefaultRoot+")")
@@ -132,7 +91,7 @@ Exit status:
 func exactArgs(n int, what ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usagef("%s needs %d argument(s) (%s), got %d", cmd.CommandPath(), n, strings.Join(what, ", "), len(args))
+			return exitcode.Usagef("%s needs %d argument(s) (%s), got %d", cmd.CommandPath(), n, strings.Join(what, ", "), len(args))
 		}
 		return nil
 	}

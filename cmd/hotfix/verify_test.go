@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"relayfix/internal/exitcode"
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
 	"relayfix/packages"
@@ -205,8 +206,8 @@ func TestVerifyRefusesTampered(t *testing.T) {
 			bad := repackFile(t, tc.tamper(unpackFile(t, pkg)))
 			start := time.Now()
 			stdout, stderr, code := hotfix(t, "verify", bad, "--pubkey", key+".pub")
-			if code != exitFailed {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitFailed, stdout, stderr)
+			if code != exitcode.Failed {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitcode.Failed, stdout, stderr)
 			}
 			first, _, _ := strings.Cut(stderr, "\n")
 			for _, w := range tc.want {
@@ -234,7 +235,7 @@ func TestVerifyJSONReportsFailedCheck(t *testing.T) {
 	es := unpackFile(t, pkg)
 	es[2].body[1000] ^= 0xff
 	stdout, stderr, code := hotfix(t, "verify", repackFile(t, es), "--pubkey", key+".pub", "--json")
-	if code != exitFailed {
+	if code != exitcode.Failed {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	var res struct {
@@ -345,7 +346,7 @@ func TestVerifyAcceptsMinisignSignature(t *testing.T) {
 			// The minisign-signed manifest was packed byte for byte: an edit breaks it.
 			es := unpackFile(t, pkg)
 			es[0].body = bytes.Replace(es[0].body, []byte("heavy"), []byte("light"), 1)
-			if _, stderr, code := hotfix(t, "verify", repackFile(t, es), "--pubkey", k+".pub"); code != exitFailed || !strings.Contains(stderr, "signature check failed") {
+			if _, stderr, code := hotfix(t, "verify", repackFile(t, es), "--pubkey", k+".pub"); code != exitcode.Failed || !strings.Contains(stderr, "signature check failed") {
 				t.Errorf("edited minisign-signed manifest: exit %d, %s", code, stderr)
 			}
 		})
@@ -359,7 +360,7 @@ func TestVerifyAcceptsMinisignSignature(t *testing.T) {
 	sig := filepath.Join(dir, "sig")
 	runTool(t, tool, "-S", "-s", toolKey+".key", "-m", filled, "-x", sig)
 	_, stderr, code := hotfix(t, "pack", "--manifest", filled, "--signature", sig, "--file", "bin/msgtrack="+other, "-o", filepath.Join(dir, "bad.hfx"))
-	if code != exitFailed || !strings.Contains(stderr, "bin/msgtrack: size mismatch") {
+	if code != exitcode.Failed || !strings.Contains(stderr, "bin/msgtrack: size mismatch") {
 		t.Errorf("pack --signature with the wrong payload: exit %d, %s", code, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "bad.hfx")); err == nil {

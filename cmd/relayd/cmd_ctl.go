@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/exitcode"
 	"relayfix/internal/tableprint"
 	"relayfix/relay/control"
 )
@@ -27,9 +28,9 @@ func newCmdCtl(o *rootOptions) *cobra.Command {
 socket ROOT/run/relayd.sock, and prints the answer (as JSON with --json).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("ctl: unknown command %q", args[0])
+				return exitcode.Usagef("ctl: unknown command %q", args[0])
 			}
-			return usagef("ctl: a command is needed (status, queue, flush, restart-component, tracking, shutdown)")
+			return exitcode.Usagef("ctl: a command is needed (status, queue, flush, restart-component, tracking, shutdown)")
 		},
 		RunE: func(*cobra.Command, []string) error { return nil },
 	}
@@ -74,7 +75,7 @@ socket ROOT/run/relayd.sock, and prints the answer (as JSON with --json).`,
 					on = true
 				case "off":
 				default:
-					return usagef("tracking: want on or off, not %q", args[0])
+					return exitcode.Usagef("tracking: want on or off, not %q", args[0])
 				}
 				return ctlDo(cmd.Context(), o, control.Request{Op: control.OpSetComponent, Name: "tracking", Enabled: &on}, time.Minute, printComponent)
 			},
@@ -110,7 +111,7 @@ func newCmdCtlQueue(o *rootOptions) *cobra.Command {
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usagef("%s: unexpected argument %q", cmd.Name(), args[0])
+		return exitcode.Usagef("%s: unexpected argument %q", cmd.Name(), args[0])
 	}
 	return nil
 }
@@ -118,7 +119,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usagef("%s: want %s", cmd.Name(), what)
+			return exitcode.Usagef("%s: want %s", cmd.Name(), what)
 		}
 		return nil
 	}

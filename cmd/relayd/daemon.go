@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"relayfix/internal/exitcode"
 	"relayfix/relay"
 )
 
@@ -122,22 +123,22 @@ func (d *daemonOptions) config() (relay.Config, error) {
 		if err != nil {
 			ip, ierr := netip.ParseAddr(a)
 			if ierr != nil {
-				return relay.Config{}, usagef("--allow %q: %v", a, err)
+				return relay.Config{}, exitcode.Usagef("--allow %q: %v", a, err)
 			}
 			p = netip.PrefixFrom(ip, ip.BitLen())
 		}
 		allow = append(allow, p.Masked())
 	}
 	if len(allow) == 0 {
-		return relay.Config{}, usagef("--allow: no client network given; relayd never relays for everyone")
+		return relay.Config{}, exitcode.Usagef("--allow: no client network given; relayd never relays for everyone")
 	}
 	if d.nextHop != "" {
 		if _, _, err := net.SplitHostPort(d.nextHop); err != nil {
-			return relay.Config{}, usagef("--next-hop %q: %v", d.nextHop, err)
+			return relay.Config{}, exitcode.Usagef("--next-hop %q: %v", d.nextHop, err)
 		}
 	}
 	if (d.tlsCert == "") != (d.tlsKey == "") {
-		return relay.Config{}, usagef("--tls-cert and --tls-key go together")
+		return relay.Config{}, exitcode.Usagef("--tls-cert and --tls-key go together")
 	}
 	return relay.Config{
 		Root:            d.root.Root(),
@@ -164,11 +165,11 @@ func (d *daemonOptions) config() (relay.Config, error) {
 func runDaemon(ctx context.Context, cmd *cobra.Command, d *daemonOptions) error {
 	root := d.root.Root()
 	if err := loadConfig(root.Config(), cmd.Flags()); err != nil {
-		return &usageError{err}
+		return &exitcode.UsageError{Err: err}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(d.logLevel)); err != nil {
-		return usagef("--log-level %q: %v", d.logLevel, err)
+		return exitcode.Usagef("--log-level %q: %v", d.logLevel, err)
 	}
 	cfg, err := d.config()
 	if err != nil {

@@ -2,32 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/exitcode"
 	"relayfix/internal/layout"
 	"relayfix/relay"
 )
-
-// Exit codes, documented in the root command's help.
-const (
-	exitOK     = 0
-	exitFailed = 1
-	exitUsage  = 2
-)
-
-// usageError marks an error in the command line itself.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
-}
 
 // rootOptions are the options every relayd command shares.
 type rootOptions struct {
@@ -50,21 +33,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	return exitCode(cmd.ExecuteContext(ctx), stderr)
-}
-
-// exitCode maps an error to the exit status and prints it: the one place that does.
-func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "relayd: %v\n", err)
-	var usage *usageError
-	if errors.As(err, &usage) {
-		fmt.Fprintln(stderr, "Run 'relayd --help' for usage.")
-		return exitUsage
-	}
-	return exitFailed
+	return exitcode.Of(cmd.ExecuteContext(ctx), "relayd", stderr)
 }
 
 func newRootCmd(o *rootOptions) *cobra.Command {
@@ -101,7 +70,7 @@ Exit status:
 		SilenceErrors: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q", args[0])
+				return exitcode.Usagef("unknown command %q", args[0])
 			}
 			return nil
 		},
@@ -113,7 +82,7 @@ Exit status:
 		if c.HasParent() {
 			err = fmt.Errorf("%s: %w", c.Name(), err)
 		}
-		return &usageError{err}
+		return &exitcode.UsageError{Err: err}
 	})
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.root, "root", "", "install root (default $"+layout.EnvRoot+", then "+layout.DefaultRoot+")")

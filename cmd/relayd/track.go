@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/exitcode"
 	"relayfix/internal/tableprint"
 	"relayfix/relay"
 	"relayfix/relay/trackhost"
@@ -70,7 +71,7 @@ func (t *trackingOptions) config() trackhost.Config {
 // the relay has stopped.
 func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Relay) (func(), error) {
 	if err := t.config().Escalation.Validate(); err != nil {
-		return nil, &usageError{err}
+		return nil, &exitcode.UsageError{Err: err}
 	}
 	h, err := trackhost.New(trackhost.Options{
 		Root:   o.Root(),
@@ -131,7 +132,7 @@ var errNoRecords = errors.New("no tracking records match")
 
 func runTrack(opts *trackOptions) error {
 	if opts.q.Empty() {
-		return usagef("track: give --message-id, --sender, --recipient or --queue-id")
+		return exitcode.Usagef("track: give --message-id, --sender, --recipient or --queue-id")
 	}
 	recs, err := tracklog.Search(opts.root.Root().TrackingLog(), opts.q)
 	if err != nil {
