@@ -56,7 +56,7 @@ at a time: a second one fails at once, naming the process that holds the root.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.pubkey, "pubkey", "", "trusted minisign public key file(s), comma-separated (default ROOT/hotfix/trusted/*.pub)")
+	pubkeyFlag(f, &o.pubkey)
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
 	f.DurationVar(&o.timeout, "health-timeout", 15*time.Second, "how long a restarted service has to report the new build healthy")
 	return cmd

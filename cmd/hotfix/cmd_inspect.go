@@ -41,7 +41,7 @@ inspect needs no key. It says whether the manifest's signature verifies with the
 			return runInspect(cmd.Context(), g, o)
 		},
 	}
-	cmd.Flags().StringVar(&o.pubkey, "pubkey", "", "trusted minisign public key file(s), comma-separated (default ROOT/hotfix/trusted/*.pub)")
+	pubkeyFlag(cmd.Flags(), &o.pubkey)
 	return cmd
 }
 

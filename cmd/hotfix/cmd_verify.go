@@ -53,7 +53,7 @@ database instead.`,
 			return runVerifyPackage(cmd.Context(), g, o)
 		},
 	}
-	cmd.Flags().StringVar(&o.pubkey, "pubkey", "", "trusted minisign public key file(s), comma-separated (default ROOT/hotfix/trusted/*.pub)")
+	pubkeyFlag(cmd.Flags(), &o.pubkey)
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/layout"
@@ -95,4 +96,10 @@ func exactArgs(n int, what ...string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// pubkeyFlag adds --pubkey, which names the keys a package's signature must verify with instead
+// of the root's trusted keys.
+func pubkeyFlag(f *pflag.FlagSet, p *string) {
+	f.StringVar(p, "pubkey", "", "trusted minisign public key file(s), comma-separated (default ROOT/hotfix/trusted/*.pub)")
 }
