@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -171,24 +172,23 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	r.say("relayd listening on %s, next hop %s (counts what it receives)", listen, sink.Addr())
 
 	// Load runs in the background across the crash, the live apply, the rollback and the re-apply.
-	acked := make(map[int]string)
-	var loadMu sync.Mutex
+	var ackCount atomic.Int64 // for the progress line; the load result holds the acks themselves
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	loadDone := make(chan *smtpload.LoadResult, 1)
+	type loadOutcome struct {
+		res *smtpload.LoadResult
+		err error
+	}
+	loadDone := make(chan loadOutcome, 1)
 	go func() {
-		res, _ := smtpload.Load(loadCtx, smtpload.LoadOptions{
+		res, err := smtpload.Load(loadCtx, smtpload.LoadOptions{
 			Addr: listen, N: r.opts.Messages, Concurrency: r.opts.Concurrency, Rate: max(r.opts.Rate, 0),
 			Duration: 90 * time.Second,
-			OnAck: func(seq int, reply string) {
-				loadMu.Lock()
-				acked[seq] = reply
-				loadMu.Unlock()
-			},
+			OnAck:    func(int, string) { ackCount.Add(1) },
 		})
-		loadDone <- res
+		loadDone <- loadOutcome{res, err}
 	}()
-	progressStop := r.progress(ctx, func() int { loadMu.Lock(); defer loadMu.Unlock(); return len(acked) })
+	progressStop := r.progress(ctx, func() int { return int(ackCount.Load()) })
 	defer progressStop()
 	rate := fmt.Sprintf("%.0f msgs/s", r.opts.Rate)
 	if r.opts.Rate < 0 {
@@ -260,10 +260,12 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	sum.Builds = append(sum.Builds, st.Version)
 	r.say("applied KB910618 again in %v: tracking %s", sum.ReapplyTime.Round(time.Millisecond), st.Version)
 
-	res := <-loadDone
+	out := <-loadDone
 	progressStop()
-	loadMu.Lock()
-	defer loadMu.Unlock()
+	if out.err != nil {
+		return fmt.Errorf("load: %w", out.err)
+	}
+	res, acked := out.res, out.res.Acks
 	sum.Sent, sum.Acked = res.Sent, res.Acked
 	r.say("load finished: %d sent, %d acknowledged in %v", res.Sent, res.Acked, res.Elapsed.Round(time.Millisecond))
 

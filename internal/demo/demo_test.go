@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,5 +66,4 @@ func TestStory(t *testing.T) {
 	if !strings.Contains(out.String(), "1031 delivered") {
 		t.Errorf("the tracking search did not show a delivered record")
 	}
-	fmt.Fprint(os.Stderr)
 }
