@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -45,55 +44,25 @@ func syncFile(path string) error {
 	return nil
 }
 
-// copyDurable copies src to dst through a temporary file in dst's directory (sync, then rename,
-// then sync the directory), giving it mode and mtime. It returns the SHA-256 of what it wrote.
+// copyDurable copies src to dst atomically and durably (see safefile.Write), giving it mode and
+// mtime. It returns the SHA-256 of what it wrote.
 func copyDurable(src, dst string, mode fs.FileMode, mtime time.Time) (string, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return "", fmt.Errorf("copy %s: %w", src, err)
 	}
 	defer in.Close()
-	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("copy to %s: %w", dst, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("copy to %s: %w", dst, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), in); err != nil {
-		return "", fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return "", fmt.Errorf("copy to %s: %w", dst, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return "", fmt.Errorf("copy to %s: sync: %w", dst, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("copy to %s: %w", dst, err)
-	}
-	if !mtime.IsZero() {
-		if err := os.Chtimes(tmp.Name(), mtime, mtime); err != nil {
-			return "", fmt.Errorf("copy to %s: %w", dst, err)
+	_, err = safefile.Write(dst, safefile.Options{Perm: mode, ModTime: mtime}, func(w io.Writer) error {
+		if _, err := io.Copy(io.MultiWriter(w, h), in); err != nil {
+			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 		}
-		if err := syncFile(tmp.Name()); err != nil {
-			return "", err
-		}
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("copy to %s: %w", dst, err)
-	}
-	ok = true
-	if err := safefile.SyncDir(dir); err != nil {
+		return nil
+	})
+	if err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -148,16 +117,4 @@ func swapBinary(src, target, oldSave, wantSHA string, mode fs.FileMode, mtime ti
 		return err
 	}
 	return safefile.SyncDir(filepath.Dir(oldSave))
-}
-
-// removeDurable removes path if it exists and syncs its directory.
-func removeDurable(path string) error {
-	err := os.Remove(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	return safefile.SyncDir(filepath.Dir(path))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/packages/installdb"
 )
 
 // State is a step of a transaction. The journal records each state durably before the step it
@@ -67,16 +68,16 @@ type Journal struct {
 	// before the first file is touched, so finishing after a crash is a plain rewrite. The new
 	// database is written as soon as every file is swapped, before any service restarts, because
 	// the relay starts only a build that the database lists; OldDB is what undo writes back.
-	DB      *DB      `json:"db"`
-	OldDB   *DB      `json:"old_db"`
-	Product *Product `json:"product,omitempty"`
+	DB      *installdb.DB      `json:"db"`
+	OldDB   *installdb.DB      `json:"old_db"`
+	Product *installdb.Product `json:"product,omitempty"`
 }
 
 // TxFile is one file a transaction replaces.
 type TxFile struct {
-	Path   string        `json:"path"`   // install path, relative to the root
-	Source string        `json:"source"` // the new content: staged file (apply) or backup (rollback), relative to the root
-	New    InstalledFile `json:"new"`
+	Path   string                  `json:"path"`   // install path, relative to the root
+	Source string                  `json:"source"` // the new content: staged file (apply) or backup (rollback), relative to the root
+	New    installdb.InstalledFile `json:"new"`
 
 	OldExisted bool        `json:"old_existed"`
 	OldSHA256  string      `json:"old_sha256,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"relayfix/manifest"
+	"relayfix/packages/installdb"
 	"relayfix/verifier"
 )
 
@@ -24,8 +25,8 @@ func (e *DowngradeError) Error() string {
 // and service-pack level through verifier.CheckPrerequisites, then what only the installed-files
 // database knows, the high-water marks and whether every file is already in place. A refusal is
 // a *verifier.PrerequisiteError or a *DowngradeError.
-func checkApplicable(m *manifest.Manifest, prod *Product, db *DB) error {
-	if err := verifier.CheckPrerequisites(m, installedProduct(m, prod, db)); err != nil {
+func checkApplicable(m *manifest.Manifest, prod *installdb.Product, db *installdb.DB) error {
+	if err := verifier.CheckPrerequisites(m, prod, installedPackages(m, db)); err != nil {
 		return err
 	}
 	for _, f := range m.Files {
@@ -41,28 +42,25 @@ func checkApplicable(m *manifest.Manifest, prod *Product, db *DB) error {
 	return nil
 }
 
-// installedProduct gives the verifier the root's product and installed packages. A hotfix
-// recorded under m's id counts as installed only while every file of m is in place: after a
-// component rollback took back some of its files but not all (one that took back all of them
-// removed the record), applying it again completes it. A service pack counts as installed as long
-// as it is recorded: applying it again could only take back what later packages replaced, and
-// only rollback goes back.
-func installedProduct(m *manifest.Manifest, prod *Product, db *DB) *verifier.InstalledProduct {
-	ip := &verifier.InstalledProduct{}
-	if prod != nil {
-		ip.Name, ip.Version, ip.ServicePack = prod.Name, prod.Version, prod.ServicePack
-	}
+// installedPackages gives the verifier the packages installed on the root. A hotfix recorded
+// under m's id counts as installed only while every file of m is in place: after a component
+// rollback took back some of its files but not all (one that took back all of them removed the
+// record), applying it again completes it. A service pack counts as installed as long as it is
+// recorded: applying it again could only take back what later packages replaced, and only
+// rollback goes back.
+func installedPackages(m *manifest.Manifest, db *installdb.DB) []installdb.InstalledPackage {
+	var out []installdb.InstalledPackage
 	for _, p := range db.Packages {
 		if m.Kind == manifest.KindHotfix && strings.EqualFold(p.ID, m.ID) && !inPlace(m, db) {
 			continue
 		}
-		ip.Packages = append(ip.Packages, verifier.InstalledPackage{ID: p.ID, Supersedes: p.Supersedes})
+		out = append(out, p)
 	}
-	return ip
+	return out
 }
 
 // inPlace reports whether every file of m is installed as m has it.
-func inPlace(m *manifest.Manifest, db *DB) bool {
+func inPlace(m *manifest.Manifest, db *installdb.DB) bool {
 	for _, f := range m.Files {
 		if cur, ok := db.Lookup(f.Path); !ok || cur.SHA256 != f.SHA256 {
 			return false

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"relayfix/manifest"
+	"relayfix/packages/installdb"
 )
 
 // NothingEarlierError is returned when a file has no earlier build to go back to.
@@ -48,15 +49,15 @@ func (s *Store) Rollback(ctx context.Context, target string) (*Result, error) {
 	if _, err := s.recoverLocked(ctx); err != nil {
 		return nil, fmt.Errorf("finish the interrupted transaction first: %w", err)
 	}
-	db, err := LoadDB(s.Root)
+	db, err := installdb.Load(s.Root)
 	if err != nil {
 		return nil, err
 	}
-	prod, err := LoadProduct(s.Root)
+	prod, err := installdb.LoadProduct(s.Root)
 	if err != nil {
 		return nil, err
 	}
-	var rows []InstalledFile
+	var rows []installdb.InstalledFile
 	if p, ok := db.Package(target); ok {
 		if p.Kind == manifest.KindServicePack {
 			return nil, fmt.Errorf("%s is a service pack; rollback takes back hotfixes and components", target)
@@ -83,7 +84,7 @@ func (s *Store) Rollback(ctx context.Context, target string) (*Result, error) {
 	start := s.now()
 	id := newTxID(start)
 	j := &Journal{ID: id, Action: ActionRollback, Package: target, PID: os.Getpid(), Started: start}
-	newDB := db.clone()
+	newDB := db.Clone()
 	for _, row := range rows {
 		if len(row.Previous) == 0 {
 			return nil, &NothingEarlierError{Name: row.Name, Version: row.Version.String(), Package: row.Package}
@@ -93,12 +94,12 @@ func (s *Store) Rollback(ctx context.Context, target string) (*Result, error) {
 		if err != nil || sum != prev.SHA256 {
 			return nil, &BackupError{Path: row.Path, Backup: prev.Backup, Want: prev.SHA256, Got: sum}
 		}
-		tf := TxFile{Path: row.Path, Source: prev.Backup, New: InstalledFile{File: prev.File, Package: prev.Package,
+		tf := TxFile{Path: row.Path, Source: prev.Backup, New: installdb.InstalledFile{File: prev.File, Package: prev.Package,
 			Installed: prev.Installed, TxID: prev.TxID, Previous: slices.Clone(row.Previous[1:])}}
 		if err := s.planOld(&tf, id, db); err != nil {
 			return nil, err
 		}
-		newDB.put(tf.New)
+		newDB.Put(tf.New)
 		j.Files = append(j.Files, tf)
 		if p, ok := db.Package(row.Package); ok {
 			for _, svc := range p.Services {
@@ -110,7 +111,7 @@ func (s *Store) Rollback(ctx context.Context, target string) (*Result, error) {
 	}
 	// A hotfix none of whose files remains installed is no longer installed.
 	var gone []string
-	newDB.Packages = slices.DeleteFunc(newDB.Packages, func(p InstalledPackage) bool {
+	newDB.Packages = slices.DeleteFunc(newDB.Packages, func(p installdb.InstalledPackage) bool {
 		if p.Kind != manifest.KindHotfix {
 			return false
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,7 +16,9 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/safefile"
 	"relayfix/manifest"
+	"relayfix/packages/installdb"
 )
 
 // Store applies packages to an install root and rolls them back, one journaled transaction at a
@@ -195,19 +198,19 @@ func (s *Store) dryRun(ctx context.Context, open OpenFunc) (*Result, *Plan, erro
 }
 
 // installed reads the product and the installed-files database.
-func (s *Store) installed() (*Product, *DB, error) {
-	prod, err := LoadProduct(s.Root)
+func (s *Store) installed() (*installdb.Product, *installdb.DB, error) {
+	prod, err := installdb.LoadProduct(s.Root)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := LoadDB(s.Root)
+	db, err := installdb.Load(s.Root)
 	if err != nil {
 		return nil, nil, err
 	}
 	return prod, db, nil
 }
 
-func (s *Store) plan(m *manifest.Manifest, db *DB, checkErr error) *Plan {
+func (s *Store) plan(m *manifest.Manifest, db *installdb.DB, checkErr error) *Plan {
 	p := &Plan{Package: m.ID, Title: m.Title, Kind: string(m.Kind), Prerequisites: "met", Ready: checkErr == nil,
 		Services: m.Restart.Services, Reboot: false}
 	if checkErr != nil {
@@ -225,8 +228,8 @@ func (s *Store) plan(m *manifest.Manifest, db *DB, checkErr error) *Plan {
 
 // planApply fixes everything the transaction will do and what the root will record, and journals
 // it as "verified".
-func (s *Store) planApply(id string, start time.Time, m *manifest.Manifest, staged *Staged, stage string, prod *Product, db *DB) (*Journal, error) {
-	newDB := db.clone()
+func (s *Store) planApply(id string, start time.Time, m *manifest.Manifest, staged *Staged, stage string, prod *installdb.Product, db *installdb.DB) (*Journal, error) {
+	newDB := db.Clone()
 	if newDB.HighWater == nil {
 		newDB.HighWater = map[string]manifest.FileVersion{}
 	}
@@ -238,13 +241,13 @@ func (s *Store) planApply(id string, start time.Time, m *manifest.Manifest, stag
 			return nil, fmt.Errorf("%s: %s is in the file table but was not staged", m.ID, f.Path)
 		}
 		tf := TxFile{Path: f.Path, Source: s.rel(src),
-			New: InstalledFile{File: f, Package: m.ID, Installed: start, TxID: id}}
+			New: installdb.InstalledFile{File: f, Package: m.ID, Installed: start, TxID: id}}
 		if err := s.planOld(&tf, id, db); err != nil {
 			return nil, err
 		}
 		row := tf.New
 		if cur, ok := db.Lookup(f.Path); ok {
-			row.Previous = append([]PreviousBuild{{File: cur.File, Package: cur.Package, Installed: cur.Installed,
+			row.Previous = append([]installdb.PreviousBuild{{File: cur.File, Package: cur.Package, Installed: cur.Installed,
 				TxID: cur.TxID, Backup: tf.Backup}}, cur.Previous...)
 			if cur.Package == m.ID && cur.SHA256 == f.SHA256 {
 				// A hotfix applied again to complete it after a component rollback: this file
@@ -252,16 +255,16 @@ func (s *Store) planApply(id string, start time.Time, m *manifest.Manifest, stag
 				row.Previous = cur.Previous
 			}
 		}
-		newDB.put(row)
+		newDB.Put(row)
 		if hw, ok := newDB.HighWater[f.Path]; !ok || f.Version.Compare(hw) > 0 {
 			newDB.HighWater[f.Path] = f.Version
 		}
 		j.Files = append(j.Files, tf)
 	}
-	newDB.Packages = slices.DeleteFunc(newDB.Packages, func(p InstalledPackage) bool { return p.ID == m.ID })
-	newDB.Packages = append(newDB.Packages, InstalledPackage{ID: m.ID, Title: m.Title, Kind: m.Kind, Released: m.Released,
+	newDB.Packages = slices.DeleteFunc(newDB.Packages, func(p installdb.InstalledPackage) bool { return p.ID == m.ID })
+	newDB.Packages = append(newDB.Packages, installdb.InstalledPackage{ID: m.ID, Title: m.Title, Kind: m.Kind, Released: m.Released,
 		Installed: start, TxID: id, Services: m.Restart.Services, Supersedes: m.Supersedes})
-	newProd := &Product{}
+	newProd := &installdb.Product{}
 	if prod != nil {
 		*newProd = *prod
 		newProd.Packages = slices.Clone(prod.Packages)
@@ -282,7 +285,7 @@ func (s *Store) planApply(id string, start time.Time, m *manifest.Manifest, stag
 }
 
 // planOld records what is at tf.Path now and where its backup goes.
-func (s *Store) planOld(tf *TxFile, id string, db *DB) error {
+func (s *Store) planOld(tf *TxFile, id string, db *installdb.DB) error {
 	target := s.Root.Join(tf.Path)
 	fi, err := os.Stat(target)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -311,7 +314,11 @@ func (s *Store) planOld(tf *TxFile, id string, db *DB) error {
 func (s *Store) save(j *Journal, st State) error {
 	j.State = st
 	j.Updated = s.now()
-	if err := writeJSON(s.Root.Journal(), j); err != nil {
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err == nil {
+		err = safefile.WriteFile(s.Root.Journal(), append(b, '\n'), 0o644)
+	}
+	if err != nil {
 		return fmt.Errorf("journal %s: %w", st, err)
 	}
 	return nil
@@ -397,7 +404,7 @@ func (s *Store) execute(ctx context.Context, j *Journal) (*Result, error) {
 		return fail(err)
 	}
 	s.hook(string(StateSwapped))
-	if err := saveDB(s.Root, j.DB); err != nil {
+	if err := installdb.Save(s.Root, j.DB); err != nil {
 		return fail(err)
 	}
 
@@ -449,11 +456,11 @@ func (s *Store) swapIn(f TxFile, i int) error {
 // then the journal's committed state. Each write replaces a whole file, so finishing twice is
 // harmless.
 func (s *Store) finish(j *Journal, detail string) error {
-	if err := saveDB(s.Root, j.DB); err != nil {
+	if err := installdb.Save(s.Root, j.DB); err != nil {
 		return err
 	}
 	if j.Product != nil && j.Product.Name != "" {
-		if err := saveProduct(s.Root, j.Product); err != nil {
+		if err := installdb.SaveProduct(s.Root, j.Product); err != nil {
 			return err
 		}
 	}
@@ -493,7 +500,7 @@ func (s *Store) cleanup(j *Journal) {
 }
 
 // pruneBackups removes the backup folders of transactions that no row of db refers to.
-func (s *Store) pruneBackups(db *DB) {
+func (s *Store) pruneBackups(db *installdb.DB) {
 	keep := map[string]bool{}
 	for _, f := range db.Files {
 		for _, p := range f.Previous {
@@ -548,7 +555,7 @@ func (s *Store) undo(ctx context.Context, j *Journal, cause error) error {
 	// The database may already list the new build (it is written at "swapped"); the relay must
 	// find the old one listed again before it restarts it.
 	if restart && j.OldDB != nil {
-		if err := saveDB(s.Root, j.OldDB); err != nil {
+		if err := installdb.Save(s.Root, j.OldDB); err != nil {
 			return err
 		}
 	}
@@ -576,7 +583,7 @@ func (s *Store) restore(f TxFile) error {
 	target := s.Root.Join(f.Path)
 	os.Remove(newPath(target))
 	if !f.OldExisted {
-		return removeDurable(target)
+		return safefile.Remove(target)
 	}
 	if sum, _, err := hashFile(target); err == nil && sum == f.OldSHA256 {
 		return nil

@@ -14,6 +14,7 @@ import (
 	"relayfix/internal/layout"
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
+	"relayfix/packages/installdb"
 	"relayfix/relay/control"
 	"relayfix/verifier"
 )
@@ -147,9 +148,9 @@ func (f *fakeRelay) RestartComponent(ctx context.Context, name string) (*control
 
 // checkConsistent asserts the invariant every transaction keeps: each installed file matches its
 // database row byte for byte, and nothing is left behind in staging or as a selfupdate temp file.
-func checkConsistent(t *testing.T, root layout.Root) *DB {
+func checkConsistent(t *testing.T, root layout.Root) *installdb.DB {
 	t.Helper()
-	db, err := LoadDB(root)
+	db, err := installdb.Load(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func checkConsistent(t *testing.T, root layout.Root) *DB {
 
 func installedVersion(t *testing.T, root layout.Root, path string) string {
 	t.Helper()
-	db, err := LoadDB(root)
+	db, err := installdb.Load(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/packages/installdb"
 	"relayfix/verifier"
 )
 
@@ -32,7 +33,7 @@ func TestApplyServicePackThenHotfixThenRollback(t *testing.T) {
 	s, fr := newStore(t)
 	ctx := context.Background()
 	mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")))
-	prod, err := LoadProduct(s.Root)
+	prod, err := installdb.LoadProduct(s.Root)
 	if err != nil || prod == nil || prod.ServicePack != 2 || prod.Version != "6.5.7638" {
 		t.Fatalf("product after SP2 = %+v, %v", prod, err)
 	}
@@ -81,7 +82,7 @@ func TestApplyServicePackThenHotfixThenRollback(t *testing.T) {
 	if _, ok := db.Package("KB910618"); ok {
 		t.Error("KB910618 still recorded as installed after its only file was rolled back")
 	}
-	prod, _ = LoadProduct(s.Root)
+	prod, _ = installdb.LoadProduct(s.Root)
 	if strings.Contains(strings.Join(prod.Packages, ","), "KB910618") {
 		t.Errorf("product still lists KB910618: %v", prod.Packages)
 	}
@@ -312,7 +313,7 @@ func TestRollbackRefusesCorruptBackup(t *testing.T) {
 	s, fr := newStore(t)
 	mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")))
 	mustApply(t, s, opener(t, kb(t, "KB910618", "6.5.7651.45")))
-	db, _ := LoadDB(s.Root)
+	db, _ := installdb.Load(s.Root)
 	f, _ := db.Lookup("bin/msgtrack")
 	backup := s.Root.Join(f.Previous[0].Backup)
 	b, err := os.ReadFile(backup)

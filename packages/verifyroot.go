@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"relayfix/packages/installdb"
 	"relayfix/verifier"
 )
 
@@ -22,7 +23,7 @@ type FileCheck struct {
 // file version, platform, and modification time against the recorded date — as rpm -V does, and
 // says what drifted.
 func (s *Store) VerifyRoot(ctx context.Context) ([]FileCheck, error) {
-	db, err := LoadDB(s.Root)
+	db, err := installdb.Load(s.Root)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"relayfix/internal/layout"
 	"relayfix/packages"
+	"relayfix/packages/installdb"
 )
 
 // crashCase kills hotfix with SIGKILL right after it journals step (RELAYFIX_CRASH_AT), then
@@ -154,7 +155,7 @@ func TestKillRollbackAtEveryStep(t *testing.T) {
 				t.Errorf("after a kill at %s and recovery msgtrack is %s, want %s", c.step, v, want)
 			}
 			checkConsistent(t, root)
-			prod, _ := packages.LoadProduct(root)
+			prod, _ := installdb.LoadProduct(root)
 			if has := strings.Contains(strings.Join(prod.Packages, " "), "KB910618"); has == c.finish {
 				t.Errorf("product packages %v after a kill at %s", prod.Packages, c.step)
 			}

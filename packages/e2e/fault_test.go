@@ -14,6 +14,7 @@ import (
 	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
 	"relayfix/packages"
+	"relayfix/packages/installdb"
 	"relayfix/verifier"
 )
 
@@ -149,7 +150,7 @@ func TestPackageRemovedMidApply(t *testing.T) {
 func TestCorruptBackupRefusesRollback(t *testing.T) {
 	root := freshSP2(t)
 	mustHotfix(t, root, "apply", e.kb)
-	db, err := packages.LoadDB(root)
+	db, err := installdb.Load(root)
 	if err != nil {
 		t.Fatal(err)
 	}

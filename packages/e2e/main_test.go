@@ -22,6 +22,7 @@ import (
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
 	"relayfix/packages"
+	"relayfix/packages/installdb"
 )
 
 // env is what TestMain builds once for every test.
@@ -233,9 +234,9 @@ func freshSP2(t testing.TB) layout.Root {
 
 // checkConsistent asserts that every installed file matches its database row byte for byte,
 // that no transaction is left open and that no temporary file is left next to the binaries.
-func checkConsistent(t testing.TB, root layout.Root) *packages.DB {
+func checkConsistent(t testing.TB, root layout.Root) *installdb.DB {
 	t.Helper()
-	db, err := packages.LoadDB(root)
+	db, err := installdb.Load(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
-	"relayfix/packages"
+	"relayfix/packages/installdb"
 	"relayfix/relay/control"
 )
 
@@ -120,7 +120,7 @@ func noneLost(t testing.TB, sink *smtpload.Sink, res *smtpload.LoadResult) {
 // file, which checkConsistent has matched to the database.
 func runsListedBuild(t testing.TB, root layout.Root, r *relayd) {
 	t.Helper()
-	db, err := packages.LoadDB(root)
+	db, err := installdb.Load(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"relayfix/internal/layout"
-	"relayfix/packages"
+	"relayfix/packages/installdb"
 	"relayfix/relay/control"
 	"relayfix/relay/track"
 	"relayfix/relay/trackrpc"
@@ -679,19 +679,18 @@ func (h *Host) verify() (want []byte, note string, err error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("plugin binary: %w", err)
 	}
-	db, err := packages.LoadDB(h.root)
+	sum, listed, err := installdb.Checksum(h.root, DBPath)
 	if err != nil {
 		return nil, "", err
 	}
-	row, ok := db.Lookup(DBPath)
-	if !ok {
+	if !listed {
 		if !h.cfg.Unverified {
 			return nil, "", ErrNotInstalled
 		}
 		return nil, "unverified: bin/msgtrack has no record in the installed-files database", nil
 	}
-	if !strings.EqualFold(row.SHA256, have) {
-		return nil, "", fmt.Errorf("%w (want %s, have %s)", ErrChecksum, row.SHA256, have)
+	if hex.EncodeToString(sum) != have {
+		return nil, "", fmt.Errorf("%w (want %x, have %s)", ErrChecksum, sum, have)
 	}
 	want, err = hex.DecodeString(have)
 	return want, "", err

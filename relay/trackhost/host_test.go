@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,8 +17,8 @@ import (
 	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
 	"relayfix/internal/stamp"
-	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/manifest/record"
+	"relayfix/packages/installdb"
 	"relayfix/relay/control"
 	"relayfix/relay/track"
 	"relayfix/relay/tracklog"
@@ -59,18 +58,14 @@ func install(t testing.TB, root layout.Root, bin string, record bool) {
 
 func writeDB(t testing.TB, root layout.Root, sha string) {
 	t.Helper()
-	db := packages.DB{Files: []packages.InstalledFile{{
-		File:    manifest.File{Name: "msgtrack", Path: DBPath, SHA256: sha, Platform: "linux/amd64"},
+	db := &installdb.DB{Files: []installdb.InstalledFile{{
+		File:    record.File{Name: "msgtrack", Path: DBPath, SHA256: sha, Platform: "linux/amd64"},
 		Package: "TEST", Installed: time.Now().UTC(),
 	}}}
-	b, err := json.Marshal(db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.MkdirAll(root.Hotfix(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(root.InstalledDB(), b, 0o644); err != nil {
+	if err := installdb.Save(root, db); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,6 +1,12 @@
-package packages
+// Package installdb owns the records of what an install root has installed: the product record
+// (ROOT/product.json) and the installed-files database (ROOT/hotfix/installed.json), their
+// types, loading, saving and lookup. The install store writes them; the verifier and the relay
+// read them. It depends on nothing heavier than manifest/record, so that relayd can learn the
+// expected checksum of the build it runs without linking the package manager.
+package installdb
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +17,7 @@ import (
 
 	"relayfix/internal/layout"
 	"relayfix/internal/safefile"
-	"relayfix/manifest"
+	"relayfix/manifest/record"
 )
 
 // Product is the content of ROOT/product.json: what is installed at the product level.
@@ -24,7 +30,7 @@ type Product struct {
 
 // InstalledFile is one row of the installed-files database.
 type InstalledFile struct {
-	manifest.File
+	record.File
 	Package   string    `json:"package"`      // id of the package that installed it
 	Installed time.Time `json:"installed"`    // when, UTC
 	TxID      string    `json:"tx,omitempty"` // the transaction that installed it
@@ -35,7 +41,7 @@ type InstalledFile struct {
 
 // PreviousBuild is a build that was replaced, kept so that rollback can restore it.
 type PreviousBuild struct {
-	manifest.File
+	record.File
 	Package   string    `json:"package"`
 	Installed time.Time `json:"installed"`
 	TxID      string    `json:"tx,omitempty"`
@@ -45,14 +51,14 @@ type PreviousBuild struct {
 
 // InstalledPackage records a package that was applied to the root.
 type InstalledPackage struct {
-	ID         string        `json:"id"`
-	Title      string        `json:"title"`
-	Kind       manifest.Kind `json:"kind"`
-	Released   string        `json:"released,omitempty"`
-	Installed  time.Time     `json:"installed"`
-	TxID       string        `json:"tx"`
-	Services   []string      `json:"services,omitempty"`   // what must restart when its files change
-	Supersedes []string      `json:"supersedes,omitempty"` // hotfixes it replaced
+	ID         string      `json:"id"`
+	Title      string      `json:"title"`
+	Kind       record.Kind `json:"kind"`
+	Released   string      `json:"released,omitempty"`
+	Installed  time.Time   `json:"installed"`
+	TxID       string      `json:"tx"`
+	Services   []string    `json:"services,omitempty"`   // what must restart when its files change
+	Supersedes []string    `json:"supersedes,omitempty"` // hotfixes it replaced
 }
 
 // DB is the installed-files database, ROOT/hotfix/installed.json.
@@ -62,7 +68,7 @@ type DB struct {
 	// HighWater is, per install path, the newest file version ever installed there. Apply refuses
 	// anything older (an attacker or a mistake cannot downgrade through apply); only rollback goes
 	// back, and only to a local backup.
-	HighWater map[string]manifest.FileVersion `json:"high_water,omitempty"`
+	HighWater map[string]record.FileVersion `json:"high_water,omitempty"`
 }
 
 // Lookup returns the row for the install path rel (slash-separated, relative to the root).
@@ -85,9 +91,9 @@ func (db *DB) Package(id string) (InstalledPackage, bool) {
 	return InstalledPackage{}, false
 }
 
-// clone returns a deep copy, so that a transaction can compute the database it will commit
+// Clone returns a deep copy, so that a transaction can compute the database it will commit
 // without touching the one it read.
-func (db *DB) clone() *DB {
+func (db *DB) Clone() *DB {
 	b, err := json.Marshal(db)
 	if err != nil {
 		panic(err) // plain data: cannot fail
@@ -99,8 +105,8 @@ func (db *DB) clone() *DB {
 	return &c
 }
 
-// put replaces the row for f.Path, or adds it, keeping rows sorted by path.
-func (db *DB) put(f InstalledFile) {
+// Put replaces the row for f.Path, or adds it, keeping rows sorted by path.
+func (db *DB) Put(f InstalledFile) {
 	for i := range db.Files {
 		if db.Files[i].Path == f.Path {
 			db.Files[i] = f
@@ -119,9 +125,9 @@ func (db *DB) put(f InstalledFile) {
 	})
 }
 
-// LoadDB reads the installed-files database of root. A root where nothing was ever installed has
+// Load reads the installed-files database of root. A root where nothing was ever installed has
 // an empty database.
-func LoadDB(root layout.Root) (*DB, error) {
+func Load(root layout.Root) (*DB, error) {
 	b, err := os.ReadFile(root.InstalledDB())
 	if errors.Is(err, fs.ErrNotExist) {
 		return &DB{}, nil
@@ -136,8 +142,26 @@ func LoadDB(root layout.Root) (*DB, error) {
 	return &db, nil
 }
 
-// saveDB writes the database durably.
-func saveDB(root layout.Root, db *DB) error {
+// Checksum returns the SHA-256 the database records for the install path rel, and whether rel
+// is listed at all. It is all the relay needs: it runs only a build whose checksum matches.
+func Checksum(root layout.Root, rel string) (sum []byte, listed bool, err error) {
+	db, err := Load(root)
+	if err != nil {
+		return nil, false, err
+	}
+	row, ok := db.Lookup(rel)
+	if !ok {
+		return nil, false, nil
+	}
+	sum, err = hex.DecodeString(row.SHA256)
+	if err != nil {
+		return nil, true, fmt.Errorf("installed-files database %s: %s: bad SHA-256 %q: %w", root.InstalledDB(), rel, row.SHA256, err)
+	}
+	return sum, true, nil
+}
+
+// Save writes the installed-files database of root durably.
+func Save(root layout.Root, db *DB) error {
 	return writeJSON(root.InstalledDB(), db)
 }
 
@@ -157,10 +181,12 @@ func LoadProduct(root layout.Root) (*Product, error) {
 	return &p, nil
 }
 
-func saveProduct(root layout.Root, p *Product) error {
+// SaveProduct writes ROOT/product.json durably.
+func SaveProduct(root layout.Root, p *Product) error {
 	return writeJSON(root.Product(), p)
 }
 
+// writeJSON writes v as indented JSON to path, atomically and durably.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
