@@ -271,9 +271,6 @@ func readPackage(ctx context.Context, r io.Reader, opts OpenOptions, lim Limits)
 	if err := checkTrailer(stream); err != nil {
 		return nil, err
 	}
-	if err := st.commit(); err != nil {
-		return nil, err
-	}
 	o.Staged = st.staged
 	return o, nil
 }

@@ -18,12 +18,14 @@ import (
 type stager struct {
 	dir    string
 	staged map[string]string // install path -> staged file
-	temps  []string          // temporary files not yet renamed
 	dirs   []string          // directories created, parents first
 }
 
+// errMismatch makes safefile.Write drop a payload that failed a check.
+var errMismatch = errors.New("payload does not match its row")
+
 // extract streams the entry's bytes through a digester and, when staging, into a temporary
-// file. The file is synced and renamed to its staged name only if every check passed.
+// file (safefile.Write), which becomes the staged file only if every check passed.
 func (s *stager) extract(r io.Reader, hdr *tar.Header, row manifest.File, buf []byte) (verifier.FileReport, error) {
 	d := verifier.NewDigester()
 	if s.dir == "" {
@@ -36,36 +38,29 @@ func (s *stager) extract(r io.Reader, hdr *tar.Header, row manifest.File, buf []
 	if err := s.mkdirAll(filepath.Dir(final)); err != nil {
 		return verifier.FileReport{}, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
-	if err != nil {
-		return verifier.FileReport{}, fmt.Errorf("stage: %w", err)
-	}
-	s.temps = append(s.temps, tmp.Name())
-	_, err = io.CopyBuffer(io.MultiWriter(d, tmp), r, buf)
-	if err != nil {
-		tmp.Close()
-		return verifier.FileReport{}, err
-	}
-	rep := d.Digest(hdr.ModTime).Compare(row)
-	if !rep.OK() {
-		tmp.Close()
-		return rep, nil
-	}
 	mode := fs.FileMode(row.Mode) & fs.ModePerm
 	if mode == 0 {
 		mode = 0o755
 	}
-	err = errors.Join(tmp.Chmod(mode), tmp.Sync(), tmp.Close())
-	if err == nil {
-		err = os.Chtimes(tmp.Name(), row.Date, row.Date)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), final)
-	}
-	if err != nil {
+	var rep verifier.FileReport
+	var copyErr error
+	_, err := safefile.Write(final, safefile.Options{Perm: mode, ModTime: row.Date}, func(w io.Writer) error {
+		if _, copyErr = io.CopyBuffer(io.MultiWriter(d, w), r, buf); copyErr != nil {
+			return copyErr
+		}
+		if rep = d.Digest(hdr.ModTime).Compare(row); !rep.OK() {
+			return errMismatch
+		}
+		return nil
+	})
+	switch {
+	case copyErr != nil:
+		return verifier.FileReport{}, copyErr
+	case errors.Is(err, errMismatch):
+		return rep, nil
+	case err != nil:
 		return verifier.FileReport{}, fmt.Errorf("stage: %w", err)
 	}
-	s.temps = s.temps[:len(s.temps)-1]
 	if s.staged == nil {
 		s.staged = make(map[string]string)
 	}
@@ -96,32 +91,13 @@ func (s *stager) mkdirAll(dir string) error {
 	return nil
 }
 
-// commit makes the staged files' names durable.
-func (s *stager) commit() error {
-	synced := map[string]bool{}
-	for _, f := range s.staged {
-		d := filepath.Dir(f)
-		if synced[d] {
-			continue
-		}
-		synced[d] = true
-		if err := safefile.SyncDir(d); err != nil {
-			return fmt.Errorf("stage: %w", err)
-		}
-	}
-	return nil
-}
-
 // undo removes every file and directory the stager created.
 func (s *stager) undo() {
-	for _, t := range s.temps {
-		os.Remove(t)
-	}
 	for _, f := range s.staged {
 		os.Remove(f)
 	}
 	for i := len(s.dirs) - 1; i >= 0; i-- {
 		os.Remove(s.dirs[i])
 	}
-	s.temps, s.staged, s.dirs = nil, nil, nil
+	s.staged, s.dirs = nil, nil
 }

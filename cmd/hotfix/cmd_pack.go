@@ -13,6 +13,7 @@ import (
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/progress"
+	"relayfix/internal/safefile"
 	"relayfix/internal/tableprint"
 	"relayfix/manifest"
 	"relayfix/packages"
@@ -167,35 +168,11 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 	return printFileTable(g.stdout, tableprint.New(g.stdout, fileTableColumns()...), m.Files)
 }
 
-// writeAtomically writes a file through write into a temporary file next to path, and renames it
-// into place only when write succeeded, so a failed pack never leaves a half-written package.
+// writeAtomically writes the output through write into a temporary file next to path, and renames
+// it into place, durably, only when write succeeded, so a failed pack never leaves a
+// half-written package and a package reported written survives a power loss.
 func writeAtomically(path string, write func(io.Writer) error) (int64, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return 0, fmt.Errorf("pack: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return 0, err
-	}
-	fi, err := tmp.Stat()
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("pack: write %s: %w", path, err)
-	}
-	return fi.Size(), nil
+	return safefile.Write(path, safefile.Options{Perm: 0o644}, write)
 }
 
 // fileTableColumns are the columns of a KB article's file information table.
