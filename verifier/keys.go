@@ -18,14 +18,8 @@ import (
 // trusted keys, every ROOT/hotfix/trusted/*.pub file. Finding no key at all is an error: a check
 // with nothing to check against would pass anything.
 func LoadTrustedKeys(root layout.Root, pubkeyFlag string) ([]minisign.PublicKey, error) {
-	var paths []string
-	if pubkeyFlag != "" {
-		for _, p := range strings.Split(pubkeyFlag, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				paths = append(paths, p)
-			}
-		}
-	} else {
+	paths := KeyFiles(pubkeyFlag)
+	if pubkeyFlag == "" {
 		matches, err := filepath.Glob(filepath.Join(root.Trusted(), "*.pub"))
 		if err != nil {
 			return nil, fmt.Errorf("trusted keys: %w", err)
@@ -45,6 +39,17 @@ func LoadTrustedKeys(root layout.Root, pubkeyFlag string) ([]minisign.PublicKey,
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// KeyFiles returns the key files a --pubkey value names: a comma-separated list, blanks ignored.
+func KeyFiles(pubkeyFlag string) []string {
+	var paths []string
+	for _, p := range strings.Split(pubkeyFlag, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			paths = append(paths, p)
+		}
+	}
+	return paths
 }
 
 // ReadPublicKey reads a minisign public key file (the two-line .pub file minisign -G writes) or

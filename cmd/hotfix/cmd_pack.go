@@ -16,7 +16,7 @@ import (
 	"relayfix/internal/safefile"
 	"relayfix/internal/tableprint"
 	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/packages/archive"
 )
 
 type packOptions struct {
@@ -91,7 +91,7 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 	}
 	meter := progress.New(g.stderr, "packing "+filepath.Base(o.out))
 	defer meter.Done()
-	opts := packages.PackOptions{Progress: meter.Update}
+	opts := archive.PackOptions{Progress: meter.Update}
 	if o.date != "" {
 		d, err := time.Parse(time.RFC3339, o.date)
 		if err != nil {
@@ -113,7 +113,7 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 			return fmt.Errorf("pack: %w", err)
 		}
 		written, err = writeAtomically(o.out, func(w io.Writer) error {
-			m, err = packages.PackSigned(ctx, w, mb, sig, payload)
+			m, err = archive.PackSigned(ctx, w, mb, sig, payload)
 			return err
 		})
 		if err != nil {
@@ -125,7 +125,7 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 			return fmt.Errorf("pack: manifest template %s: %w", o.manifest, err)
 		}
 		if o.manifestOnly {
-			if m, err = packages.Fill(ctx, tmpl, payload, opts); err != nil {
+			if m, err = archive.Fill(ctx, tmpl, payload, opts); err != nil {
 				return fmt.Errorf("pack: %w", err)
 			}
 			filled, err := m.Marshal()
@@ -145,7 +145,7 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 			return fmt.Errorf("pack: %w", err)
 		}
 		written, err = writeAtomically(o.out, func(w io.Writer) error {
-			m, err = packages.Pack(ctx, w, tmpl, payload, key, opts)
+			m, err = archive.Pack(ctx, w, tmpl, payload, key, opts)
 			return err
 		})
 		if err != nil {

@@ -18,7 +18,8 @@ import (
 	"relayfix/internal/exitcode"
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/packages/archive"
+	"relayfix/verifier"
 )
 
 // entry is one archive entry of a package taken apart.
@@ -127,7 +128,7 @@ func resigned(t testing.TB, es []entry, m *manifest.Manifest, keyFile string) []
 	if err != nil {
 		t.Fatal(err)
 	}
-	es[0].body, es[1].body = mb, packages.Sign(key, m, mb, time.Now())
+	es[0].body, es[1].body = mb, verifier.Sign(key, m, mb, time.Now())
 	return es
 }
 
@@ -303,7 +304,7 @@ func TestMinisignVerifiesPackSignature(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := filepath.Join(dir, packages.EntryManifest)
+	m := filepath.Join(dir, archive.EntryManifest)
 	out := runTool(t, tool, "-V", "-p", key+".pub", "-m", m)
 	if !strings.Contains(out, "Signature and comment signature verified") || !strings.Contains(out, "id:KB910618") {
 		t.Errorf("minisign -V said:\n%s", out)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
-	"relayfix/packages"
+	"relayfix/packages/store"
 )
 
 func TestApplyListRollbackWithoutRelay(t *testing.T) {
@@ -145,7 +145,7 @@ func TestVerifyRootNamesDrift(t *testing.T) {
 	if !strings.Contains(r.stderr, "2 of 2 installed files drifted") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
-	var checks []packages.FileCheck
+	var checks []store.FileCheck
 	r = hotfix(t, root, nil, "verify", "--json")
 	if err := json.Unmarshal([]byte(r.stdout), &checks); err != nil || r.code != 1 || len(checks) != 2 || checks[0].OK || len(checks[1].Drift) < 2 {
 		t.Errorf("verify --root --json: exit %d %v\n%s", r.code, err, r.stdout)

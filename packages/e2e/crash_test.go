@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"relayfix/internal/layout"
-	"relayfix/packages"
 	"relayfix/packages/installdb"
+	"relayfix/packages/store"
 )
 
 // crashCase kills hotfix with SIGKILL right after it journals step (RELAYFIX_CRASH_AT), then
@@ -37,7 +37,7 @@ var crashSteps = []crashCase{
 
 // crashAndRecover runs hotfix args with the crash step set, checks it died by SIGKILL, runs the
 // next command and returns the recovery report when that command was 'hotfix recover'.
-func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string) *packages.RecoverReport {
+func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string) *store.RecoverReport {
 	t.Helper()
 	r := hotfix(t, root, []string{"RELAYFIX_CRASH_AT=" + c.step}, args...)
 	if !r.killed {
@@ -46,16 +46,16 @@ func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string
 	if !c.recover {
 		return nil
 	}
-	var rep packages.RecoverReport
+	var rep store.RecoverReport
 	if err := json.Unmarshal([]byte(mustHotfix(t, root, "recover", "--json")), &rep); err != nil {
 		t.Fatal(err)
 	}
-	want := packages.RecoveredUndone
+	want := store.RecoveredUndone
 	if c.finish {
-		want = packages.RecoveredFinished
+		want = store.RecoveredFinished
 	}
 	if c.step == "committed" {
-		want = packages.RecoveredNothing
+		want = store.RecoveredNothing
 	}
 	if rep.Outcome != want {
 		t.Errorf("recover after a kill at %s: %+v, want outcome %q", c.step, rep, want)

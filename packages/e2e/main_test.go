@@ -21,8 +21,9 @@ import (
 	"relayfix/internal/relaytest"
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/packages/archive"
 	"relayfix/packages/installdb"
+	"relayfix/packages/store"
 )
 
 // env is what TestMain builds once for every test.
@@ -127,7 +128,7 @@ func setup(dir string) error {
 
 func pack(out string, tmpl *manifest.Manifest, payload map[string]string, date time.Time) error {
 	var buf bytes.Buffer
-	if _, err := packages.Pack(context.Background(), &buf, tmpl, payload, e.private, packages.PackOptions{Date: date}); err != nil {
+	if _, err := archive.Pack(context.Background(), &buf, tmpl, payload, e.private, archive.PackOptions{Date: date}); err != nil {
 		return fmt.Errorf("pack %s: %w", tmpl.ID, err)
 	}
 	return os.WriteFile(out, buf.Bytes(), 0o644)
@@ -240,7 +241,7 @@ func checkConsistent(t testing.TB, root layout.Root) *installdb.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &packages.Store{Root: root}
+	s := &store.Store{Root: root}
 	checks, err := s.VerifyRoot(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +251,7 @@ func checkConsistent(t testing.TB, root layout.Root) *installdb.DB {
 			t.Errorf("drift: %s", c)
 		}
 	}
-	if j, err := packages.LoadJournal(root); err != nil || (j != nil && !j.Finished()) {
+	if j, err := store.LoadJournal(root); err != nil || (j != nil && !j.Finished()) {
 		t.Errorf("journal left open: %+v %v", j, err)
 	}
 	ents, _ := os.ReadDir(root.Join("bin"))
@@ -265,4 +266,4 @@ func checkConsistent(t testing.TB, root layout.Root) *installdb.DB {
 	return db
 }
 
-func packagesLock(root layout.Root) (*packages.Lock, error) { return packages.AcquireLock(root) }
+func packagesLock(root layout.Root) (*store.Lock, error) { return store.AcquireLock(root) }

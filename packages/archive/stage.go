@@ -1,4 +1,4 @@
-package packages
+package archive
 
 import (
 	"archive/tar"

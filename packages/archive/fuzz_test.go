@@ -1,4 +1,4 @@
-package packages
+package archive
 
 import (
 	"archive/tar"
@@ -77,7 +77,7 @@ func fuzzSeed(t testing.TB) []entry {
 	}
 	head := []entry{
 		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: EntryManifest, Mode: 0o644}, body: mb},
-		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: EntrySignature, Mode: 0o644}, body: Sign(priv, m, mb, fileDate)},
+		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: EntrySignature, Mode: 0o644}, body: verifier.Sign(priv, m, mb, fileDate)},
 	}
 	return append(head, es...)
 }

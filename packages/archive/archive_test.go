@@ -1,4 +1,4 @@
-package packages
+package archive
 
 import (
 	"archive/tar"
@@ -304,7 +304,7 @@ func resign(t testing.TB, es []entry, m *manifest.Manifest, key minisign.Private
 		t.Fatal(err)
 	}
 	es[0].body = mb
-	es[1].body = Sign(key, m, mb, time.Now())
+	es[1].body = verifier.Sign(key, m, mb, time.Now())
 	return es
 }
 
@@ -421,7 +421,7 @@ func tamperCases(t testing.TB, fx *fixture) []struct {
 			m.Files[1].Path = "../lib/x"
 			mb, _ := json.MarshalIndent(m, "", "  ") // Marshal itself refuses such a manifest
 			es[0].body = mb
-			es[1].body = Sign(fx.priv, m, mb, time.Now())
+			es[1].body = verifier.Sign(fx.priv, m, mb, time.Now())
 			es[3].hdr.Name = "payload/../lib/x"
 			return repack(t, es, nil)
 		}, []string{"manifest.json: manifest: files[1].path", "../lib/x"}},
@@ -586,7 +586,7 @@ func TestPeek(t *testing.T) {
 	if p.Manifest.ID != m.ID || len(p.Manifest.Files) != 2 {
 		t.Fatalf("peeked %+v", p.Manifest)
 	}
-	if _, _, err := VerifySignature(p.ManifestBytes, p.Signature, []minisign.PublicKey{fx.pub}); err != nil {
+	if _, _, err := p.Verify([]minisign.PublicKey{fx.pub}); err != nil {
 		t.Fatalf("the peeked signature does not verify: %v", err)
 	}
 	// Peek needs no key and reads no payload: a package whose payload is gone still peeks.

@@ -1,4 +1,4 @@
-package packages
+package archive
 
 import (
 	"archive/tar"
@@ -186,7 +186,7 @@ func readPackage(ctx context.Context, r io.Reader, opts OpenOptions, lim Limits)
 		return nil, err
 	}
 	o = &Opened{ManifestBytes: mb, Signature: sig}
-	if o.KeyID, o.TrustedComment, err = VerifySignature(mb, sig, opts.Keys); err != nil {
+	if o.KeyID, o.TrustedComment, err = verifySignature(mb, sig, opts.Keys); err != nil {
 		return nil, err
 	}
 	m, err := manifest.Parse(mb)
@@ -194,8 +194,8 @@ func readPackage(ctx context.Context, r io.Reader, opts OpenOptions, lim Limits)
 		return nil, fmt.Errorf("%s: %w", EntryManifest, err)
 	}
 	o.Manifest = m
-	if err := checkTrustedComment(o.TrustedComment, m, mb); err != nil {
-		return nil, err
+	if err := verifier.CheckTrustedComment(o.TrustedComment, m, mb); err != nil {
+		return nil, fmt.Errorf("%s: %w", EntrySignature, err)
 	}
 	now := opts.Now
 	if now.IsZero() {
@@ -286,7 +286,7 @@ type Peeked struct {
 
 // Peek reads the manifest and signature at the head of the package at path, and parses the
 // manifest, without checking the signature or reading any payload. It serves for showing what a
-// package claims to be; nothing it returns may be trusted before VerifySignature passes.
+// package claims to be; nothing it returns may be trusted before Verify passes.
 func Peek(ctx context.Context, path string, lim Limits) (*Peeked, error) {
 	lim = lim.orDefault()
 	f, err := os.Open(path)
@@ -311,6 +311,20 @@ func Peek(ctx context.Context, path string, lim Limits) (*Peeked, error) {
 		p.ParseErr = fmt.Errorf("%s: %w", EntryManifest, p.ParseErr)
 	}
 	return &p, nil
+}
+
+// Verify checks the peeked signature over the manifest against keys, as Open does first, and
+// returns the id of the key that verified it and the signature's trusted comment.
+func (p *Peeked) Verify(keys []minisign.PublicKey) (keyID uint64, trustedComment string, err error) {
+	return verifySignature(p.ManifestBytes, p.Signature, keys)
+}
+
+func verifySignature(mb, sig []byte, keys []minisign.PublicKey) (uint64, string, error) {
+	id, comment, err := verifier.VerifySignature(EntryManifest, mb, sig, keys)
+	if err != nil {
+		return 0, "", fmt.Errorf("%s: %w", EntrySignature, err)
+	}
+	return id, comment, nil
 }
 
 // readHead reads one of the two entries that must open the archive, in order.

@@ -1,4 +1,4 @@
-package packages
+package store
 
 import (
 	"context"
@@ -8,15 +8,38 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
-	"relayfix/relay/control"
 )
 
-// Services is what the store needs from the running relay: restart a component on the installed
-// build, and report status. control.Client satisfies it.
+// Services is what the store needs from the running relay: report a component and restart it
+// on the installed build. The store declares it in its own terms so that it does not depend on
+// the relay's control protocol; cmd/hotfix adapts the control client to it.
 type Services interface {
-	Status(ctx context.Context) (*control.Status, error)
-	RestartComponent(ctx context.Context, name string) (*control.ComponentStatus, error)
+	// Component reports the named component; ok is false when the relay runs without it.
+	Component(ctx context.Context, name string) (c Component, ok bool, err error)
+	// Restart restarts the named component on the installed build and reports it as it came up
+	// (the report may be set when the restart failed, to say how).
+	Restart(ctx context.Context, name string) (*Component, error)
 }
+
+// ErrNotRunning is wrapped by a Services error when no relay is running: the services then start
+// on the installed build when the relay next starts.
+var ErrNotRunning = errors.New("relayd is not running")
+
+// Component is what the running relay reports about one of its components.
+type Component struct {
+	Name    string
+	Binary  string // path of the executable it runs
+	Version string // four-part file version the running build reports
+	Enabled bool   // false when the operator switched it off
+	Health  string // HealthHealthy, HealthFailed, or another state on the way
+	Detail  string // why it is not healthy
+}
+
+// The component health states the store acts on.
+const (
+	HealthHealthy = "healthy"
+	HealthFailed  = "failed" // cannot be started: waiting longer will not help
+)
 
 // ServiceResult says what happened to one service named by a package.
 type ServiceResult struct {
@@ -33,7 +56,7 @@ type ServiceResult struct {
 // HealthError is returned when a service did not come up healthy on the expected build in time.
 type HealthError struct {
 	Service, Want string
-	Last          control.ComponentStatus
+	Last          Component
 	Err           error
 }
 
@@ -64,7 +87,7 @@ func orDash(s string) string {
 // expectVersion returns the file version the service should report once restarted on the files
 // of the transaction: the file the component runs from, else the file whose component is named
 // like the service, else the transaction's only file.
-func expectVersion(root layout.Root, files []TxFile, newBuild bool, svc string, cs *control.ComponentStatus) string {
+func expectVersion(root layout.Root, files []TxFile, newBuild bool, svc string, cs *Component) string {
 	pick := func(f TxFile) string {
 		if newBuild {
 			return f.New.Version.String()
@@ -103,14 +126,14 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 		// A relay that runs without the component, or with it switched off, starts it from the
 		// installed file when it is switched on: there is nothing to restart now.
 		sctx, cancel := context.WithTimeout(ctx, s.healthTimeout())
-		st, err := s.Services.Status(sctx)
+		c, ok, err := s.Services.Component(sctx, name)
 		cancel()
-		if errors.Is(err, control.ErrNotRunning) {
+		if errors.Is(err, ErrNotRunning) {
 			out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd is not running"})
 			continue
 		}
 		if err == nil {
-			if c, ok := st.Component(name); !ok {
+			if !ok {
 				out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd runs without " + name})
 				continue
 			} else if !c.Enabled {
@@ -119,15 +142,15 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 			}
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.healthTimeout())
-		cs, err := s.Services.RestartComponent(rctx, name)
+		cs, err := s.Services.Restart(rctx, name)
 		cancel()
-		if errors.Is(err, control.ErrNotRunning) {
+		if errors.Is(err, ErrNotRunning) {
 			out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd is not running"})
 			continue
 		}
 		want := expectVersion(s.Root, files, newBuild, name, cs)
 		if err != nil {
-			var last control.ComponentStatus
+			var last Component
 			if cs != nil {
 				last = *cs
 			}
@@ -136,7 +159,7 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 		s.hook("restarted")
 		// The restart's own answer comes from the new build once it has shaken hands: when it is
 		// already the expected version, healthy, there is nothing to wait for.
-		if cs != nil && cs.Health == control.HealthHealthy && (want == "" || cs.Version == want) {
+		if cs != nil && cs.Health == HealthHealthy && (want == "" || cs.Version == want) {
 			out = append(out, ServiceResult{Name: name, Version: cs.Version, Health: cs.Health})
 			continue
 		}
@@ -151,22 +174,22 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 
 // waitHealthy polls the relay until the component reports want (any version when want is empty)
 // and is healthy, or the health timeout passes.
-func (s *Store) waitHealthy(ctx context.Context, name, want string) (control.ComponentStatus, error) {
+func (s *Store) waitHealthy(ctx context.Context, name, want string) (Component, error) {
 	timeout := s.healthTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var last control.ComponentStatus
+	var last Component
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		st, err := s.Services.Status(ctx)
+		c, ok, err := s.Services.Component(ctx, name)
 		if err == nil {
-			if c, ok := st.Component(name); ok {
+			if ok {
 				last = c
-				if c.Health == control.HealthHealthy && (want == "" || c.Version == want) {
+				if c.Health == HealthHealthy && (want == "" || c.Version == want) {
 					return c, nil
 				}
-				if c.Health == control.HealthFailed {
+				if c.Health == HealthFailed {
 					return last, &HealthError{Service: name, Want: want, Last: last}
 				}
 			}

@@ -1,4 +1,4 @@
-package packages
+package store
 
 import (
 	"context"
@@ -58,6 +58,10 @@ func (s *Store) hook(step string) {
 type Staged struct {
 	Manifest *manifest.Manifest
 	Files    map[string]string // install path → staged file
+	// KeyFiles are the public key files the package was verified with when they were given for
+	// this package rather than taken from the root (hotfix apply --pubkey). Once the package is
+	// committed, a root that trusts no key yet trusts these from then on (see TrustKeys).
+	KeyFiles []string
 }
 
 // OpenFunc verifies a package and extracts its payload into stageDir; with an empty stageDir it
@@ -83,6 +87,11 @@ type Result struct {
 	Services []ServiceResult `json:"services,omitempty"`
 	Reboot   bool            `json:"reboot"`
 	Error    string          `json:"error,omitempty"`
+	// TrustedKeys are the key files the root trusts from now on because this package was
+	// applied with them (see Staged.KeyFiles); TrustErr says why trusting them failed, which
+	// does not undo the transaction.
+	TrustedKeys []string `json:"-"`
+	TrustErr    error    `json:"-"`
 }
 
 // Plan is what a dry run reports.
@@ -178,6 +187,13 @@ func (s *Store) Apply(ctx context.Context, open OpenFunc, dryRun bool) (*Result,
 	if res != nil {
 		res.Title = m.Title
 		res.Reboot = false
+		if res.State == StateCommitted && len(staged.KeyFiles) > 0 {
+			trusted, terr := TrustKeys(s.Root, staged.KeyFiles)
+			if trusted {
+				res.TrustedKeys = staged.KeyFiles
+			}
+			res.TrustErr = terr
+		}
 	}
 	return res, nil, err
 }

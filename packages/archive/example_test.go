@@ -1,4 +1,4 @@
-package packages_test
+package archive_test
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"aead.dev/minisign"
 
 	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/packages/archive"
 )
 
 // A package is packed from a template and its payload files, then opened: the signature is
@@ -22,7 +22,7 @@ func Example() {
 	pub, priv, _ := minisign.GenerateKey(nil)
 
 	// The payload: any stamped build will do; this one is the test suite's own.
-	payload := map[string]string{"bin/msgtrack": packages.StampedTestBinary()}
+	payload := map[string]string{"bin/msgtrack": archive.StampedTestBinary()}
 	tmpl := &manifest.Manifest{
 		Schema: manifest.SchemaVersion, ID: "KB910618", Kind: manifest.KindHotfix, Released: "2006-02-14",
 		Title:    "The message tracking component crashes under heavy load",
@@ -32,7 +32,7 @@ func Example() {
 	}
 	var pkg bytes.Buffer
 	date := time.Date(2006, 2, 14, 3, 36, 0, 0, time.UTC)
-	m, err := packages.Pack(context.Background(), &pkg, tmpl, payload, priv, packages.PackOptions{Date: date})
+	m, err := archive.Pack(context.Background(), &pkg, tmpl, payload, priv, archive.PackOptions{Date: date})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -41,7 +41,7 @@ func Example() {
 
 	path := filepath.Join(dir, "KB910618.hfx")
 	os.WriteFile(path, pkg.Bytes(), 0o644)
-	o, err := packages.Open(context.Background(), path, packages.OpenOptions{
+	o, err := archive.Open(context.Background(), path, archive.OpenOptions{
 		Keys:     []minisign.PublicKey{pub},
 		StageDir: filepath.Join(dir, "staging"),
 	})

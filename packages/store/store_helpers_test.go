@@ -1,4 +1,4 @@
-package packages
+package store
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
 	"relayfix/packages/installdb"
-	"relayfix/relay/control"
 	"relayfix/verifier"
 )
 
@@ -81,7 +80,7 @@ func kb(t *testing.T, id, build string, supersedes ...string) *manifest.Manifest
 		Supersedes: supersedes}
 }
 
-// opener stages the builds the manifest names, as packages.Open would after verifying them.
+// opener stages the builds the manifest names, as archive.Open would after verifying them.
 func opener(t *testing.T, m *manifest.Manifest) OpenFunc {
 	return func(ctx context.Context, stageDir string) (*Staged, error) {
 		st := &Staged{Manifest: m, Files: map[string]string{}}
@@ -113,24 +112,25 @@ type fakeRelay struct {
 	off      bool // the operator switched tracking off
 }
 
-func (f *fakeRelay) comp() control.ComponentStatus {
-	h := control.HealthHealthy
+func (f *fakeRelay) comp() Component {
+	h := HealthHealthy
 	if f.bad[f.running] {
-		h = control.HealthFailed
+		h = HealthFailed
 	}
 	if f.off {
-		h = control.HealthDisabled
+		h = "disabled"
 	}
-	return control.ComponentStatus{Name: "tracking", Binary: f.root.Bin("msgtrack"), Version: f.running, Health: h, Enabled: !f.off}
+	return Component{Name: "tracking", Binary: f.root.Bin("msgtrack"), Version: f.running, Health: h, Enabled: !f.off}
 }
 
-func (f *fakeRelay) Status(ctx context.Context) (*control.Status, error) {
+func (f *fakeRelay) Component(ctx context.Context, name string) (Component, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &control.Status{Components: []control.ComponentStatus{f.comp()}}, nil
+	c := f.comp()
+	return c, c.Name == name, nil
 }
 
-func (f *fakeRelay) RestartComponent(ctx context.Context, name string) (*control.ComponentStatus, error) {
+func (f *fakeRelay) Restart(ctx context.Context, name string) (*Component, error) {
 	v, err := verifier.ReadFileVersion(f.root.Bin("msgtrack"))
 	if err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func (f *fakeRelay) RestartComponent(ctx context.Context, name string) (*control
 	f.restarts++
 	f.running = v.String()
 	c := f.comp()
-	if c.Health == control.HealthFailed {
+	if c.Health == HealthFailed {
 		return &c, fmt.Errorf("tracking build %s exited at start", v)
 	}
 	return &c, nil

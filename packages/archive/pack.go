@@ -1,4 +1,4 @@
-package packages
+package archive
 
 import (
 	"archive/tar"
@@ -109,7 +109,7 @@ func Pack(ctx context.Context, w io.Writer, tmpl *manifest.Manifest, payload map
 	if now.IsZero() {
 		now = time.Now()
 	}
-	sig := Sign(key, m, mb, now)
+	sig := verifier.Sign(key, m, mb, now)
 	if err := writeArchive(ctx, w, m, mb, sig, payload, opts.Progress); err != nil {
 		return nil, fmt.Errorf("pack %s: %w", m.ID, err)
 	}
