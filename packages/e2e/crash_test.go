@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -18,22 +17,28 @@ import (
 type crashCase struct {
 	step    string
 	finish  bool // recovery finishes (the new build was seen healthy) rather than undoes
+	over    bool // the transaction was over when killed: recovery has nothing to do
 	recover bool // the next command is 'hotfix recover' rather than 'hotfix list'
 }
 
-// crashSteps are the step boundaries of a transaction without a running relay ("restarted"
-// needs one; see the relay tests).
-var crashSteps = []crashCase{
-	{step: "verified"},
-	{step: "staged", recover: true},
-	{step: "backed-up"},
-	{step: "swapping:0", recover: true},
-	{step: "prepared:0"},
-	{step: "swapped", recover: true},
-	{step: "restarting"},
-	{step: "healthy", finish: true, recover: true},
-	{step: "committed", finish: true},
+// crashCases are the kill points of a transaction that changes the given number of files, taken
+// from the store (store.Steps) so that a step added there is killed here too. The next command
+// after a kill alternates between 'hotfix recover' and 'hotfix list', so that both see steps
+// that are finished and steps that are undone. keep picks the steps: forward ones (with or
+// without the one that needs a running relay) or the way back.
+func crashCases(files int, keep func(store.Step) bool) []crashCase {
+	var out []crashCase
+	for _, st := range store.Steps(files) {
+		if keep(st) {
+			out = append(out, crashCase{step: st.Name, finish: st.Finishes, over: st.Over, recover: len(out)%2 == 1})
+		}
+	}
+	return out
 }
+
+func forward(st store.Step) bool        { return !st.Undo }
+func forwardNoRelay(st store.Step) bool { return !st.Undo && !st.Relay }
+func wayBack(st store.Step) bool        { return st.Undo }
 
 // crashAndRecover runs hotfix args with the crash step set, checks it died by SIGKILL, runs the
 // next command and returns the recovery report when that command was 'hotfix recover'.
@@ -54,7 +59,7 @@ func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string
 	if c.finish {
 		want = store.RecoveredFinished
 	}
-	if c.step == "committed" {
+	if c.over {
 		want = store.RecoveredNothing
 	}
 	if rep.Outcome != want {
@@ -73,8 +78,7 @@ func TestKillLiveApplyAtEveryStep(t *testing.T) {
 	// each step waits for it to be seen healthy again.
 	l := startLoad(r.Addr, 30, 50000)
 
-	steps := append(slices.Clone(crashSteps), crashCase{step: "restarted", recover: true})
-	for _, c := range steps {
+	for _, c := range crashCases(1, forward) {
 		t.Run(c.step, func(t *testing.T) {
 			crashAndRecover(t, root, c, "apply", e.kb)
 			want := "6.5.7638.1"
@@ -93,7 +97,7 @@ func TestKillLiveApplyAtEveryStep(t *testing.T) {
 		})
 	}
 	// The automatic rollback of a build that fails its health check, killed too.
-	for _, c := range []crashCase{{step: "rolling-back", recover: true}, {step: "rolled-back"}} {
+	for _, c := range crashCases(1, wayBack) {
 		t.Run("failing-build/"+c.step, func(t *testing.T) {
 			crashAndRecover(t, root, c, "apply", e.kbBad, "--health-timeout", "5s")
 			if v := versionOf(t, root, "msgtrack"); v != "6.5.7638.1" {
@@ -107,10 +111,7 @@ func TestKillLiveApplyAtEveryStep(t *testing.T) {
 }
 
 func TestKillServicePackAtEveryFile(t *testing.T) {
-	for _, c := range []crashCase{
-		{step: "backed-up"}, {step: "prepared:0", recover: true}, {step: "swapping:1"}, {step: "prepared:1", recover: true},
-		{step: "swapped"}, {step: "healthy", finish: true},
-	} {
+	for _, c := range crashCases(2, forwardNoRelay) {
 		t.Run(c.step, func(t *testing.T) {
 			t.Parallel()
 			root := layout.Root(filepath.Join(t.TempDir(), "root"))
@@ -138,10 +139,7 @@ func TestKillServicePackAtEveryFile(t *testing.T) {
 }
 
 func TestKillRollbackAtEveryStep(t *testing.T) {
-	for _, c := range []crashCase{
-		{step: "backed-up", recover: true}, {step: "prepared:0"}, {step: "swapped", recover: true},
-		{step: "restarting"}, {step: "healthy", finish: true, recover: true},
-	} {
+	for _, c := range crashCases(1, forwardNoRelay) {
 		t.Run(c.step, func(t *testing.T) {
 			t.Parallel()
 			root := freshSP2(t)

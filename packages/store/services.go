@@ -156,7 +156,7 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 			}
 			return out, &HealthError{Service: name, Want: want, Last: last, Err: err}
 		}
-		s.hook("restarted")
+		s.hook(stepRestarted)
 		// The restart's own answer comes from the new build once it has shaken hands: when it is
 		// already the expected version, healthy, there is nothing to wait for.
 		if cs != nil && cs.Health == HealthHealthy && (want == "" || cs.Version == want) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -362,9 +363,12 @@ func TestOneTransactionAtATime(t *testing.T) {
 type crash struct{ step string }
 
 func TestRecoverFromEveryStep(t *testing.T) {
-	steps := []string{"verified", "staged", "backed-up", "swapping:0", "prepared:0", "swapped", "restarting", "restarted", "healthy", "committed"}
 	for _, rollback := range []bool{false, true} {
-		for _, step := range steps {
+		for _, st := range Steps(1) {
+			if st.Undo {
+				continue // the way back is killed in TestKillLiveApplyAtEveryStep (packages/e2e)
+			}
+			step := st.Name
 			name := "apply/" + step
 			if rollback {
 				name = "rollback/" + step
@@ -403,7 +407,7 @@ func TestRecoverFromEveryStep(t *testing.T) {
 				db := checkConsistent(t, s.Root)
 				f, _ := db.Lookup("bin/msgtrack")
 				// Finished from "healthy" on; undone before.
-				after := step == "healthy" || step == "committed"
+				after := st.Finishes
 				want := map[bool]string{false: "6.5.7638.1", true: "6.5.7651.45"}[after != rollback]
 				if f.Version.String() != want {
 					t.Errorf("after recovery msgtrack is %s, want %s (%+v)", f.Version, want, rep)
@@ -415,6 +419,54 @@ func TestRecoverFromEveryStep(t *testing.T) {
 					t.Errorf("recovery did nothing: %+v", rep)
 				}
 			})
+		}
+	}
+}
+
+// TestStepsListsEveryHook checks that Steps names every step boundary a transaction reaches, in
+// order, so that the crash tests built on it miss none: a service pack of two files (no relay
+// to restart yet), a hotfix with a running relay, and a failing build that goes back.
+func TestStepsListsEveryHook(t *testing.T) {
+	names := func(files int, keep func(Step) bool) []string {
+		var out []string
+		for _, st := range Steps(files) {
+			if keep(st) {
+				out = append(out, st.Name)
+			}
+		}
+		return out
+	}
+	s, fr := newStore(t)
+	var got []string
+	s.Hook = func(step string) { got = append(got, step) }
+	check := func(what string, want []string) {
+		t.Helper()
+		if g, w := strings.Join(got, " "), strings.Join(want, " "); g != w {
+			t.Errorf("%s reached\n %s\nSteps says\n %s", what, g, w)
+		}
+		got = nil
+	}
+	mustApply(t, s, opener(t, sp(t, 2, "6.5.7638", "6.5.7638.1")))
+	check("service pack of two files", names(2, func(st Step) bool { return !st.Relay && !st.Undo }))
+	fr.running = "6.5.7638.1"
+	mustApply(t, s, opener(t, kb(t, "KB910618", "6.5.7651.45")))
+	check("hotfix with a running relay", names(1, func(st Step) bool { return !st.Undo }))
+
+	fr.bad["6.5.7651.46"] = true
+	if _, _, err := s.Apply(context.Background(), opener(t, kb(t, "KB910619", "6.5.7651.46")), false); err == nil {
+		t.Fatal("apply of a failing build succeeded")
+	}
+	// A failing build stops before "healthy" and goes back: every step it reached is listed,
+	// the way back included.
+	all := names(1, func(Step) bool { return true })
+	for _, g := range got {
+		if !slices.Contains(all, g) {
+			t.Errorf("failing hotfix reached %s, which Steps does not list", g)
+		}
+	}
+	for _, u := range names(1, func(st Step) bool { return st.Undo }) {
+		if !slices.Contains(got, u) {
+			t.Errorf("failing hotfix never reached %s (reached %v)", u, got)
 		}
 	}
 }
