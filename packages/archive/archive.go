@@ -148,7 +148,7 @@ func Open(ctx context.Context, path string, opts OpenOptions) (*Opened, error) {
 	}
 	var in io.Reader = f
 	if opts.Progress != nil {
-		in = &progressReader{r: f, total: fi.Size(), report: opts.Progress}
+		in = io.TeeReader(f, &meter{total: fi.Size(), report: opts.Progress})
 	}
 	o, err := readPackage(ctx, io.LimitReader(in, lim.MaxPackage+1), opts, lim)
 	if err != nil {
@@ -491,17 +491,16 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// progressReader reports how much of a file of known size has been read.
-type progressReader struct {
-	r      io.Reader
+// meter reports, as bytes pass through it, how many of a known total have passed: it is
+// written to alongside the data (io.TeeReader when reading, io.MultiWriter when writing).
+type meter struct {
 	done   int64
 	total  int64
 	report func(done, total int64)
 }
 
-func (c *progressReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.done += int64(n)
+func (c *meter) Write(p []byte) (int, error) {
+	c.done += int64(len(p))
 	c.report(c.done, c.total)
-	return n, err
+	return len(p), nil
 }

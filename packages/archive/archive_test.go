@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"aead.dev/minisign"
-	"github.com/klauspost/compress/zstd"
 
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
+	"relayfix/packages/archive/archivetest"
 	"relayfix/verifier"
 )
 
@@ -192,120 +192,13 @@ func tempFiles(t testing.TB, dir string) []string {
 	return found
 }
 
-// entry is one archive entry for building packages by hand.
-type entry struct {
-	hdr  tar.Header
-	body []byte
-	// zeros, when set, is a run of zero bytes appended as the body, compressed as zstd RLE blocks
-	// so that a gigabyte costs a few kilobytes to store and nothing to build.
-	zeros int64
-}
-
-// unpack reads a package into its entries.
-func unpack(t testing.TB, pkg []byte) []entry {
-	t.Helper()
-	dec, err := zstd.NewReader(bytes.NewReader(pkg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
-	tr := tar.NewReader(dec)
-	var es []entry
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return es
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		es = append(es, entry{hdr: *hdr, body: b})
-	}
-}
-
-// repack writes entries as a package, laying out the tar blocks itself so that an entry can
-// claim a size its body does not materialize. Entries with zeros end the current zstd frame, add
-// the zeros as a frame of RLE blocks, and continue in a new frame: concatenated frames decode as
-// one stream.
-func repack(t testing.TB, es []entry, trailer []byte) []byte {
-	t.Helper()
-	var out, plain bytes.Buffer
-	flush := func() {
-		enc, err := zstd.NewWriter(&out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc.Write(plain.Bytes())
-		if err := enc.Close(); err != nil {
-			t.Fatal(err)
-		}
-		plain.Reset()
-	}
-	for _, e := range es {
-		hdr := e.hdr
-		hdr.Size = int64(len(e.body)) + e.zeros
-		if hdr.Typeflag != tar.TypeReg {
-			hdr.Size = 0
-		}
-		// A tar.Writer emits the header blocks at WriteHeader; the entry's data is ours to lay out.
-		tw := tar.NewWriter(&plain)
-		if err := tw.WriteHeader(&hdr); err != nil {
-			t.Fatal(err)
-		}
-		plain.Write(e.body)
-		if e.zeros > 0 {
-			flush()
-			out.Write(zeroFrames(e.zeros))
-		}
-		if pad := hdr.Size % 512; pad != 0 {
-			plain.Write(make([]byte, 512-pad))
-		}
-	}
-	plain.Write(make([]byte, 1024)) // end of archive
-	plain.Write(trailer)
-	flush()
-	return out.Bytes()
-}
-
-// zeroFrames returns a zstd frame holding n zero bytes as RLE blocks of 128 KiB: 4 bytes each.
-func zeroFrames(n int64) []byte {
-	const block = 128 << 10
-	b := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38} // magic; no content size; window 128 KiB
-	for n > 0 {
-		size := min(n, block)
-		n -= size
-		h := uint32(size)<<3 | 1<<1 // RLE block
-		if n == 0 {
-			h |= 1 // last block
-		}
-		b = append(b, byte(h), byte(h>>8), byte(h>>16), 0)
-	}
-	return b
-}
-
 func TestRepackRoundTrip(t *testing.T) {
 	fx := newFixture(t)
 	pkg, _ := fx.pack(t)
-	again := repack(t, unpack(t, pkg), nil)
+	again := archivetest.Repack(t, archivetest.Unpack(t, pkg), nil)
 	if _, err := Open(context.Background(), writeTemp(t, again), OpenOptions{Keys: []minisign.PublicKey{fx.pub}}); err != nil {
 		t.Fatalf("a package taken apart and put back together no longer opens: %v", err)
 	}
-}
-
-// resign replaces the manifest and signature entries with m, signed by key.
-func resign(t testing.TB, es []entry, m *manifest.Manifest, key minisign.PrivateKey) []entry {
-	t.Helper()
-	mb, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	es[0].body = mb
-	es[1].body = verifier.Sign(key, m, mb, time.Now())
-	return es
 }
 
 // bombSize is the run of zeros the decompression-bomb cases carry: 1 GiB in about 32 KiB.
@@ -315,7 +208,7 @@ const bombSize = 1 << 30
 // rejection must contain: the entry or file, and the check that failed.
 func tamperCases(t testing.TB, fx *fixture) []struct {
 	name  string
-	build func(es []entry, m *manifest.Manifest) []byte
+	build func(es []archivetest.Entry, m *manifest.Manifest) []byte
 	want  []string
 } {
 	other := newFixture(t)
@@ -326,132 +219,132 @@ func tamperCases(t testing.TB, fx *fixture) []struct {
 	}
 	return []struct {
 		name  string
-		build func(es []entry, m *manifest.Manifest) []byte
+		build func(es []archivetest.Entry, m *manifest.Manifest) []byte
 		want  []string
 	}{
-		{"flipped payload byte", func(es []entry, m *manifest.Manifest) []byte {
-			es[2].body[len(es[2].body)/2] ^= 0x01
-			return repack(t, es, nil)
+		{"flipped payload byte", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[2].Body[len(es[2].Body)/2] ^= 0x01
+			return archivetest.Repack(t, es, nil)
 		}, []string{"payload bin/msgtrack: sha256 mismatch: manifest says " + m0(fx).Files[0].SHA256}},
-		{"flipped byte in the second payload", func(es []entry, m *manifest.Manifest) []byte {
-			es[3].body[100] ^= 0x80
-			return repack(t, es, nil)
+		{"flipped byte in the second payload", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[3].Body[100] ^= 0x80
+			return archivetest.Repack(t, es, nil)
 		}, []string{"payload lib/tracking/helper: sha256 mismatch"}},
-		{"payload one byte short", func(es []entry, m *manifest.Manifest) []byte {
-			es[2].body = es[2].body[:len(es[2].body)-1]
-			return repack(t, es, nil)
+		{"payload one byte short", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[2].Body = es[2].Body[:len(es[2].Body)-1]
+			return archivetest.Repack(t, es, nil)
 		}, []string{"payload bin/msgtrack: size mismatch: manifest says", fmt.Sprintf("file has %d", m0(fx).Files[0].Size-1)}},
-		{"payload one byte long", func(es []entry, m *manifest.Manifest) []byte {
-			es[2].body = append(es[2].body, 0)
-			return repack(t, es, nil)
+		{"payload one byte long", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[2].Body = append(es[2].Body, 0)
+			return archivetest.Repack(t, es, nil)
 		}, []string{"payload bin/msgtrack: size mismatch", fmt.Sprintf("file has %d", m0(fx).Files[0].Size+1)}},
-		{"manifest edited after signing", func(es []entry, m *manifest.Manifest) []byte {
-			es[0].body = bytes.Replace(es[0].body, []byte("heavy load"), []byte("light load"), 1)
-			return repack(t, es, nil)
+		{"manifest edited after signing", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[0].Body = bytes.Replace(es[0].Body, []byte("heavy load"), []byte("light load"), 1)
+			return archivetest.Repack(t, es, nil)
 		}, []string{"manifest.json.minisig: signature check failed: manifest.json does not match its signature"}},
-		{"wrong file version", func(es []entry, m *manifest.Manifest) []byte {
+		{"wrong file version", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
 			m = clone(m)
 			m.Files[0].Version = manifest.MustParseFileVersion("6.5.7651.46")
-			return repack(t, resign(t, es, m, fx.priv), nil)
+			return archivetest.Repack(t, archivetest.Resign(t, es, m, fx.priv), nil)
 		}, []string{"payload bin/msgtrack: version mismatch: manifest says 6.5.7651.46, file has " + stamp.TrackFixedVersion}},
-		{"wrong platform", func(es []entry, m *manifest.Manifest) []byte {
+		{"wrong platform", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
 			m = clone(m)
 			m.Files[0].Platform = "windows/386"
-			return repack(t, resign(t, es, m, fx.priv), nil)
+			return archivetest.Repack(t, archivetest.Resign(t, es, m, fx.priv), nil)
 		}, []string{"payload bin/msgtrack: platform mismatch: manifest says windows/386, file has linux/"}},
-		{"timestamp one second late", func(es []entry, m *manifest.Manifest) []byte {
-			es[2].hdr.ModTime = es[2].hdr.ModTime.Add(time.Second)
-			return repack(t, es, nil)
+		{"timestamp one second late", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[2].Header.ModTime = es[2].Header.ModTime.Add(time.Second)
+			return archivetest.Repack(t, es, nil)
 		}, []string{"payload bin/msgtrack: date mismatch: manifest says 2006-02-14T03:36:00Z, file has 2006-02-14T03:36:01Z"}},
-		{"signed by an untrusted key", func(es []entry, m *manifest.Manifest) []byte {
-			return repack(t, resign(t, es, m, other.priv), nil)
+		{"signed by an untrusted key", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			return archivetest.Repack(t, archivetest.Resign(t, es, m, other.priv), nil)
 		}, []string{"manifest.json.minisig: signature check failed", verifier.KeyID(other.pub.ID()), "not trusted"}},
-		{"trusted comment names another package", func(es []entry, m *manifest.Manifest) []byte {
-			es[1].body = minisign.SignWithComments(fx.priv, es[0].body, "id:KB1", "")
-			return repack(t, es, nil)
+		{"trusted comment names another package", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[1].Body = minisign.SignWithComments(fx.priv, es[0].Body, "id:KB1", "")
+			return archivetest.Repack(t, es, nil)
 		}, []string{"trusted comment names package KB1, manifest is KB910618"}},
-		{"entry ../x", func(es []entry, m *manifest.Manifest) []byte {
-			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "../x", Mode: 0o644}, body: []byte("x")})
-			return repack(t, es, nil)
+		{"entry ../x", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es = append(es, archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "../x", Mode: 0o644}, Body: []byte("x")})
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry ../x: path escapes the package"}},
-		{"entry payload/../../x", func(es []entry, m *manifest.Manifest) []byte {
-			es = append(es[:2], entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "payload/../../x", Mode: 0o644}, body: []byte("x")})
-			return repack(t, es, nil)
+		{"entry payload/../../x", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es = append(es[:2], archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "payload/../../x", Mode: 0o644}, Body: []byte("x")})
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry payload/../../x: path escapes the package"}},
-		{"absolute path", func(es []entry, m *manifest.Manifest) []byte {
-			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "/etc/cron.d/x", Mode: 0o644}, body: []byte("x")})
-			return repack(t, es, nil)
+		{"absolute path", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es = append(es, archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "/etc/cron.d/x", Mode: 0o644}, Body: []byte("x")})
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry /etc/cron.d/x: absolute path"}},
-		{"symlink", func(es []entry, m *manifest.Manifest) []byte {
-			es[2] = entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "payload/bin/msgtrack", Linkname: "/etc/passwd"}}
-			return repack(t, es, nil)
+		{"symlink", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[2] = archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeSymlink, Name: "payload/bin/msgtrack", Linkname: "/etc/passwd"}}
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry payload/bin/msgtrack: symlink (to /etc/passwd) not allowed"}},
-		{"hard link", func(es []entry, m *manifest.Manifest) []byte {
-			es[3] = entry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "payload/lib/tracking/helper", Linkname: "payload/bin/msgtrack"}}
-			return repack(t, es, nil)
+		{"hard link", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[3] = archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeLink, Name: "payload/lib/tracking/helper", Linkname: "payload/bin/msgtrack"}}
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry payload/lib/tracking/helper: hard link", "not allowed"}},
-		{"fifo", func(es []entry, m *manifest.Manifest) []byte {
-			es[2] = entry{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: "payload/bin/msgtrack"}}
-			return repack(t, es, nil)
+		{"fifo", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[2] = archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeFifo, Name: "payload/bin/msgtrack"}}
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry payload/bin/msgtrack: device or fifo not allowed"}},
-		{"extra unlisted file", func(es []entry, m *manifest.Manifest) []byte {
-			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "payload/bin/relayd", Mode: 0o755}, body: []byte("#!/bin/sh\n")})
-			return repack(t, es, nil)
+		{"extra unlisted file", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es = append(es, archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "payload/bin/relayd", Mode: 0o755}, Body: []byte("#!/bin/sh\n")})
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry payload/bin/relayd: not in the manifest's file table"}},
-		{"duplicate entry", func(es []entry, m *manifest.Manifest) []byte {
+		{"duplicate entry", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
 			es = append(es, es[2])
-			return repack(t, es, nil)
+			return archivetest.Repack(t, es, nil)
 		}, []string{"payload bin/msgtrack: duplicate entry"}},
-		{"listed file missing", func(es []entry, m *manifest.Manifest) []byte {
-			return repack(t, es[:3], nil)
+		{"listed file missing", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			return archivetest.Repack(t, es[:3], nil)
 		}, []string{"payload lib/tracking/helper: missing from the archive"}},
-		{"manifest not first", func(es []entry, m *manifest.Manifest) []byte {
+		{"manifest not first", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
 			es[0], es[2] = es[2], es[0]
-			return repack(t, es, nil)
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry payload/bin/msgtrack: want manifest.json here"}},
-		{"signature missing", func(es []entry, m *manifest.Manifest) []byte {
-			return repack(t, append(es[:1], es[2:]...), nil)
+		{"signature missing", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			return archivetest.Repack(t, append(es[:1], es[2:]...), nil)
 		}, []string{"archive entry payload/bin/msgtrack: want manifest.json.minisig here"}},
-		{"directory outside payload", func(es []entry, m *manifest.Manifest) []byte {
-			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755}})
-			return repack(t, es, nil)
+		{"directory outside payload", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es = append(es, archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755}})
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry etc/: directory outside payload/"}},
-		{"manifest path escaping the root", func(es []entry, m *manifest.Manifest) []byte {
+		{"manifest path escaping the root", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
 			m = clone(m)
 			m.Files[1].Path = "../lib/x"
 			mb, _ := json.MarshalIndent(m, "", "  ") // Marshal itself refuses such a manifest
-			es[0].body = mb
-			es[1].body = verifier.Sign(fx.priv, m, mb, time.Now())
-			es[3].hdr.Name = "payload/../lib/x"
-			return repack(t, es, nil)
+			es[0].Body = mb
+			es[1].Body = verifier.Sign(fx.priv, m, mb, time.Now())
+			es[3].Header.Name = "payload/../lib/x"
+			return archivetest.Repack(t, es, nil)
 		}, []string{"manifest.json: manifest: files[1].path", "../lib/x"}},
-		{"expired", func(es []entry, m *manifest.Manifest) []byte {
+		{"expired", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
 			m = clone(m)
 			exp := time.Date(2007, 1, 1, 0, 0, 0, 0, time.UTC)
 			m.Expires = &exp
-			return repack(t, resign(t, es, m, fx.priv), nil)
+			return archivetest.Repack(t, archivetest.Resign(t, es, m, fx.priv), nil)
 		}, []string{"manifest.json: package KB910618 expired at 2007-01-01T00:00:00Z"}},
-		{"trailing garbage in the archive", func(es []entry, m *manifest.Manifest) []byte {
-			return repack(t, es, []byte("#!/bin/sh\nrm -rf /\n"))
+		{"trailing garbage in the archive", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			return archivetest.Repack(t, es, []byte("#!/bin/sh\nrm -rf /\n"))
 		}, []string{"trailing garbage after the end of the archive"}},
-		{"trailing garbage after the compressed stream", func(es []entry, m *manifest.Manifest) []byte {
-			return append(repack(t, es, nil), "garbage"...)
+		{"trailing garbage after the compressed stream", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			return append(archivetest.Repack(t, es, nil), "garbage"...)
 		}, []string{"read archive"}},
-		{"1 GiB of zeros as a listed payload", func(es []entry, m *manifest.Manifest) []byte {
-			es[2].body, es[2].zeros = nil, bombSize
-			return repack(t, es, nil)
+		{"1 GiB of zeros as a listed payload", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[2].Body, es[2].Zeros = nil, bombSize
+			return archivetest.Repack(t, es, nil)
 		}, []string{"payload bin/msgtrack: size mismatch", fmt.Sprintf("file has %d", bombSize)}},
-		{"1 GiB of zeros as an unlisted payload", func(es []entry, m *manifest.Manifest) []byte {
-			es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "payload/bin/bomb", Mode: 0o755}, zeros: bombSize})
-			return repack(t, es, nil)
+		{"1 GiB of zeros as an unlisted payload", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es = append(es, archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "payload/bin/bomb", Mode: 0o755}, Zeros: bombSize})
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry payload/bin/bomb: not in the manifest's file table"}},
-		{"1 GiB of zeros as the manifest", func(es []entry, m *manifest.Manifest) []byte {
-			es[0].body, es[0].zeros = nil, bombSize
-			return repack(t, es, nil)
+		{"1 GiB of zeros as the manifest", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			es[0].Body, es[0].Zeros = nil, bombSize
+			return archivetest.Repack(t, es, nil)
 		}, []string{"archive entry manifest.json: 1073741824 bytes is over the 1048576-byte limit"}},
-		{"1 GiB of zeros after the archive", func(es []entry, m *manifest.Manifest) []byte {
-			pkg := repack(t, es, nil)
-			return append(pkg, zeroFrames(bombSize)...)
+		{"1 GiB of zeros after the archive", func(es []archivetest.Entry, m *manifest.Manifest) []byte {
+			pkg := archivetest.Repack(t, es, nil)
+			return append(pkg, archivetest.ZeroFrames(bombSize)...)
 		}, []string{"trailing data after the end of the archive"}},
 	}
 }
@@ -470,7 +363,7 @@ func TestOpenRefusesTampered(t *testing.T) {
 	pkg, m := fx.pack(t)
 	for _, tc := range tamperCases(t, fx) {
 		t.Run(tc.name, func(t *testing.T) {
-			b := tc.build(unpack(t, pkg), m)
+			b := tc.build(archivetest.Unpack(t, pkg), m)
 			stage := filepath.Join(t.TempDir(), "stage")
 			o, err := Open(context.Background(), writeTemp(t, b), OpenOptions{Keys: []minisign.PublicKey{fx.pub}, StageDir: stage})
 			if err == nil {
@@ -482,7 +375,7 @@ func TestOpenRefusesTampered(t *testing.T) {
 				}
 			}
 			assertEmpty(t, stage)
-			if bomb := bytes.Index(b, zeroFrames(bombSize)[:16]); bomb >= 0 {
+			if bomb := bytes.Index(b, archivetest.ZeroFrames(bombSize)[:16]); bomb >= 0 {
 				assertCapped(t, b, bomb, fx.pub)
 			}
 		})
@@ -499,9 +392,9 @@ func assertCapped(t *testing.T, pkg []byte, bomb int, key minisign.PublicKey) {
 	if _, err := OpenReader(context.Background(), cr, OpenOptions{Keys: []minisign.PublicKey{key}}); err == nil {
 		t.Fatal("OpenReader accepted the bomb")
 	}
-	limit := int64(bomb) + int64(len(zeroFrames(bombSize)))/2
+	limit := int64(bomb) + int64(len(archivetest.ZeroFrames(bombSize)))/2
 	if cr.n >= limit {
-		t.Errorf("read %d compressed bytes; the bomb spans %d to %d: it was decompressed, not capped", cr.n, bomb, bomb+len(zeroFrames(bombSize)))
+		t.Errorf("read %d compressed bytes; the bomb spans %d to %d: it was decompressed, not capped", cr.n, bomb, bomb+len(archivetest.ZeroFrames(bombSize)))
 	}
 	t.Logf("refused after %d compressed bytes; the bomb starts at %d", cr.n, bomb)
 }
@@ -590,8 +483,8 @@ func TestPeek(t *testing.T) {
 		t.Fatalf("the peeked signature does not verify: %v", err)
 	}
 	// Peek needs no key and reads no payload: a package whose payload is gone still peeks.
-	es := unpack(t, pkg)
-	if _, err := Peek(context.Background(), writeTemp(t, repack(t, es[:2], nil)), Limits{}); err != nil {
+	es := archivetest.Unpack(t, pkg)
+	if _, err := Peek(context.Background(), writeTemp(t, archivetest.Repack(t, es[:2], nil)), Limits{}); err != nil {
 		t.Fatal(err)
 	}
 }

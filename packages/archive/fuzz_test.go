@@ -21,6 +21,7 @@ import (
 
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
+	"relayfix/packages/archive/archivetest"
 	"relayfix/verifier"
 )
 
@@ -50,7 +51,7 @@ func tinyBinary(version string) []byte {
 }
 
 // fuzzSeed writes a small valid package signed with the fuzz key and returns its entries.
-func fuzzSeed(t testing.TB) []entry {
+func fuzzSeed(t testing.TB) []archivetest.Entry {
 	_, priv := fuzzKey(t)
 	bins := map[string][]byte{"bin/msgtrack": tinyBinary("6.5.7651.45"), "bin/relayd": tinyBinary("6.5.7638.1")}
 	m := &manifest.Manifest{
@@ -58,7 +59,7 @@ func fuzzSeed(t testing.TB) []entry {
 		Released: "2006-02-14", Product: manifest.Product{Name: "relayfix"},
 		Requires: manifest.Requires{ServicePack: 2},
 	}
-	var es []entry
+	var es []archivetest.Entry
 	for _, p := range []string{"bin/msgtrack", "bin/relayd"} {
 		b := bins[p]
 		sum := sha256.Sum256(b)
@@ -69,15 +70,15 @@ func fuzzSeed(t testing.TB) []entry {
 			Name: filepath.Base(p), Path: p, Version: dg.Version, Size: int64(len(b)),
 			Date: fileDate, Platform: dg.Platform, SHA256: hex.EncodeToString(sum[:]),
 		})
-		es = append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: PayloadDir + p, Mode: 0o755, ModTime: fileDate, Format: tar.FormatPAX}, body: b})
+		es = append(es, archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: PayloadDir + p, Mode: 0o755, ModTime: fileDate, Format: tar.FormatPAX}, Body: b})
 	}
 	mb, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := []entry{
-		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: EntryManifest, Mode: 0o644}, body: mb},
-		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: EntrySignature, Mode: 0o644}, body: verifier.Sign(priv, m, mb, fileDate)},
+	head := []archivetest.Entry{
+		{Header: tar.Header{Typeflag: tar.TypeReg, Name: EntryManifest, Mode: 0o644}, Body: mb},
+		{Header: tar.Header{Typeflag: tar.TypeReg, Name: EntrySignature, Mode: 0o644}, Body: verifier.Sign(priv, m, mb, fileDate)},
 	}
 	return append(head, es...)
 }
@@ -144,12 +145,12 @@ func openFuzzed(t *testing.T, pkgBytes []byte) {
 // FuzzOpen feeds Open whole package files.
 func FuzzOpen(f *testing.F) {
 	es := fuzzSeed(f)
-	valid := repack(f, es, nil)
+	valid := archivetest.Repack(f, es, nil)
 	f.Add(valid)
 	f.Add(valid[:len(valid)/2])
-	f.Add(repack(f, es[:3], nil))
-	f.Add(repack(f, append(append([]entry{}, es...), entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "payload/bin/x", Linkname: "/etc/passwd"}}), nil))
-	f.Add(repack(f, append(append([]entry{}, es...), entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "payload/../x"}, body: []byte("x")}), nil))
+	f.Add(archivetest.Repack(f, es[:3], nil))
+	f.Add(archivetest.Repack(f, append(append([]archivetest.Entry{}, es...), archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeSymlink, Name: "payload/bin/x", Linkname: "/etc/passwd"}}), nil))
+	f.Add(archivetest.Repack(f, append(append([]archivetest.Entry{}, es...), archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "payload/../x"}, Body: []byte("x")}), nil))
 	f.Add([]byte("not a package"))
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -162,11 +163,11 @@ func FuzzOpen(f *testing.F) {
 // would otherwise stop first.
 func FuzzOpenPayload(f *testing.F) {
 	es := fuzzSeed(f)
-	head := tarBytes(f, es[:2])
-	f.Add(tarBytes(f, es[2:]))
-	f.Add(tarBytes(f, es[2:3]))
-	f.Add(tarBytes(f, []entry{es[3], es[2]}))
-	f.Add(tarBytes(f, []entry{{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "payload/bin/"}}, es[2], es[3]}))
+	head := archivetest.TarBytes(f, es[:2])
+	f.Add(archivetest.TarBytes(f, es[2:]))
+	f.Add(archivetest.TarBytes(f, es[2:3]))
+	f.Add(archivetest.TarBytes(f, []archivetest.Entry{es[3], es[2]}))
+	f.Add(archivetest.TarBytes(f, []archivetest.Entry{{Header: tar.Header{Typeflag: tar.TypeDir, Name: "payload/bin/"}}, es[2], es[3]}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, tail []byte) {
 		var pkg bytes.Buffer
@@ -181,32 +182,12 @@ func FuzzOpenPayload(f *testing.F) {
 	})
 }
 
-// tarBytes lays out entries as tar blocks without the end marker, so that streams concatenate.
-func tarBytes(t testing.TB, es []entry) []byte {
-	var b bytes.Buffer
-	for _, e := range es {
-		hdr := e.hdr
-		hdr.Size = int64(len(e.body))
-		if hdr.Typeflag != tar.TypeReg {
-			hdr.Size = 0
-		}
-		if err := tar.NewWriter(&b).WriteHeader(&hdr); err != nil {
-			t.Fatal(err)
-		}
-		b.Write(e.body)
-		if pad := hdr.Size % 512; pad != 0 {
-			b.Write(make([]byte, 512-pad))
-		}
-	}
-	return b.Bytes()
-}
-
 // TestFuzzSeedOpens makes sure the fuzz targets start from a package that opens, so that the
 // fuzzer explores past the signature check.
 func TestFuzzSeedOpens(t *testing.T) {
 	pub, _ := fuzzKey(t)
 	stage := filepath.Join(t.TempDir(), "stage")
-	o, err := Open(context.Background(), writeTemp(t, repack(t, fuzzSeed(t), nil)), OpenOptions{Keys: []minisign.PublicKey{pub}, StageDir: stage, Limits: fuzzLimits(), Now: fileDate})
+	o, err := Open(context.Background(), writeTemp(t, archivetest.Repack(t, fuzzSeed(t), nil)), OpenOptions{Keys: []minisign.PublicKey{pub}, StageDir: stage, Limits: fuzzLimits(), Now: fileDate})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -178,7 +178,7 @@ func writeArchive(ctx context.Context, w io.Writer, m *manifest.Manifest, mb, si
 		for _, f := range m.Files {
 			total += f.Size
 		}
-		pw = &progressWriter{w: tw, total: total, report: progress}
+		pw = io.MultiWriter(tw, &meter{total: total, report: progress})
 	}
 	for _, f := range m.Files {
 		if err := writePayload(ctx, tw, pw, f, payload[f.Path], buf); err != nil {
@@ -231,19 +231,4 @@ func writePayload(ctx context.Context, tw *tar.Writer, w io.Writer, f manifest.F
 		return fmt.Errorf("%s changed while it was packed", src)
 	}
 	return nil
-}
-
-// progressWriter reports how many of a known total of bytes have been written.
-type progressWriter struct {
-	w      io.Writer
-	done   int64
-	total  int64
-	report func(done, total int64)
-}
-
-func (c *progressWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.done += int64(n)
-	c.report(c.done, c.total)
-	return n, err
 }
