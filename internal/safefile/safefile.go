@@ -8,6 +8,7 @@
 package safefile
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,33 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		return nil
 	})
 	return err
+}
+
+// WriteJSON atomically replaces path with v as indented JSON, durably: the form of the records
+// an install root keeps (product, database, journal).
+func WriteJSON(path string, v any, perm fs.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return WriteFile(path, append(b, '\n'), perm)
+}
+
+// ReadJSON decodes the JSON file at path into v and reports whether there was a file; a missing
+// file is not an error. what names the record in errors: "read journal: …", "journal PATH is
+// corrupt: …".
+func ReadJSON(path, what string, v any) (bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", what, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s %s is corrupt: %w", what, path, err)
+	}
+	return true, nil
 }
 
 // SyncDir fsyncs a directory, making renames and creations in it durable.

@@ -113,3 +113,22 @@ func TestRemove(t *testing.T) {
 		t.Errorf("Stat after Remove = %v, want not exist", err)
 	}
 }
+
+func TestJSON(t *testing.T) {
+	type rec struct{ Name string }
+	p := filepath.Join(t.TempDir(), "journal.json")
+	var r rec
+	if found, err := ReadJSON(p, "journal", &r); found || err != nil {
+		t.Fatalf("ReadJSON of a missing file = %v, %v; want false, nil", found, err)
+	}
+	if err := WriteJSON(p, rec{"KB910618"}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := ReadJSON(p, "journal", &r); !found || err != nil || r.Name != "KB910618" {
+		t.Fatalf("ReadJSON = %v, %v, %+v", found, err, r)
+	}
+	os.WriteFile(p, []byte("{"), 0o644)
+	if _, err := ReadJSON(p, "journal", &r); err == nil || !strings.Contains(err.Error(), "journal "+p+" is corrupt") {
+		t.Fatalf("ReadJSON of a torn file = %v", err)
+	}
+}

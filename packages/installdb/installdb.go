@@ -8,10 +8,7 @@ package installdb
 import (
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"time"
 
@@ -128,16 +125,9 @@ func (db *DB) Put(f InstalledFile) {
 // Load reads the installed-files database of root. A root where nothing was ever installed has
 // an empty database.
 func Load(root layout.Root) (*DB, error) {
-	b, err := os.ReadFile(root.InstalledDB())
-	if errors.Is(err, fs.ErrNotExist) {
-		return &DB{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read installed-files database: %w", err)
-	}
 	var db DB
-	if err := json.Unmarshal(b, &db); err != nil {
-		return nil, fmt.Errorf("installed-files database %s is corrupt: %w", root.InstalledDB(), err)
+	if _, err := safefile.ReadJSON(root.InstalledDB(), "installed-files database", &db); err != nil {
+		return nil, err
 	}
 	return &db, nil
 }
@@ -162,35 +152,19 @@ func Checksum(root layout.Root, rel string) (sum []byte, listed bool, err error)
 
 // Save writes the installed-files database of root durably.
 func Save(root layout.Root, db *DB) error {
-	return writeJSON(root.InstalledDB(), db)
+	return safefile.WriteJSON(root.InstalledDB(), db, 0o644)
 }
 
 // LoadProduct reads ROOT/product.json; it returns nil and no error on a bare root.
 func LoadProduct(root layout.Root) (*Product, error) {
-	b, err := os.ReadFile(root.Product())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read product: %w", err)
-	}
 	var p Product
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("product file %s is corrupt: %w", root.Product(), err)
+	if found, err := safefile.ReadJSON(root.Product(), "product file", &p); !found {
+		return nil, err
 	}
 	return &p, nil
 }
 
 // SaveProduct writes ROOT/product.json durably.
 func SaveProduct(root layout.Root, p *Product) error {
-	return writeJSON(root.Product(), p)
-}
-
-// writeJSON writes v as indented JSON to path, atomically and durably.
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	return safefile.WriteFile(path, append(b, '\n'), 0o644)
+	return safefile.WriteJSON(root.Product(), p, 0o644)
 }

@@ -1,14 +1,11 @@
 package store
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io/fs"
-	"os"
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/safefile"
 	"relayfix/packages/installdb"
 )
 
@@ -90,16 +87,9 @@ type TxFile struct {
 
 // LoadJournal reads the journal; nil when there is none.
 func LoadJournal(root layout.Root) (*Journal, error) {
-	b, err := os.ReadFile(root.Journal())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read journal: %w", err)
-	}
 	var j Journal
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("journal %s is corrupt: %w", root.Journal(), err)
+	if found, err := safefile.ReadJSON(root.Journal(), "journal", &j); !found {
+		return nil, err
 	}
 	return &j, nil
 }

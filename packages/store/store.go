@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -130,11 +129,7 @@ func (s *Store) makeFolders() error {
 func (s *Store) save(j *Journal, st State) error {
 	j.State = st
 	j.Updated = s.now()
-	b, err := json.MarshalIndent(j, "", "  ")
-	if err == nil {
-		err = safefile.WriteFile(s.Root.Journal(), append(b, '\n'), 0o644)
-	}
-	if err != nil {
+	if err := safefile.WriteJSON(s.Root.Journal(), j, 0o644); err != nil {
 		return fmt.Errorf("journal %s: %w", st, err)
 	}
 	return nil
