@@ -100,7 +100,7 @@ func TestApplyListRollbackWithoutRelay(t *testing.T) {
 
 func TestSecondTransactionFailsAtOnce(t *testing.T) {
 	root := freshSP2(t)
-	l, err := packagesLock(root)
+	l, err := store.AcquireLock(root)
 	if err != nil {
 		t.Fatal(err)
 	}

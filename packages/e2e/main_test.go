@@ -265,5 +265,3 @@ func checkConsistent(t testing.TB, root layout.Root) *installdb.DB {
 	}
 	return db
 }
-
-func packagesLock(root layout.Root) (*store.Lock, error) { return store.AcquireLock(root) }
