@@ -450,6 +450,34 @@ func TestFleetRolloutUnderLoad(t *testing.T) {
 	out = f.play(t, 0, "rollback.yml", "-e", "relayfix_component=KB910618", "-e", `{"relayfix_batches": ["100%"]}`)
 	f.wantRecap(t, "second rollback", out, 0)
 
+	// max_fail_percentage 0: one failed host in a batch of two stops the rollout, even though
+	// the other host of the batch succeeded. relay2's inventory names a key that did not sign
+	// the package (hotfix refuses it and changes nothing); relay1's names the right one.
+	dir := t.TempDir()
+	f.run(t, "", "keygen", "-o", filepath.Join(dir, "other"))
+	keys := filepath.Join(dir, "keys.ini")
+	if err := os.WriteFile(keys, []byte(fmt.Sprintf("[relays]\nrelay1 relayfix_pubkey=%s\nrelay2 relayfix_pubkey=%s\n",
+		f.pub, filepath.Join(dir, "other.pub"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = f.play(t, 2, "hotfix.yml", "-i", keys, "-e", "relayfix_package="+f.kb, "-e", `{"relayfix_batches": [2, "100%"]}`)
+	if !regexp.MustCompile(`fatal: \[relay2\]: FAILED! => .*relay2: hotfix apply \S*KB910618.hfx failed \(exit 1\): .*signed by key \w+, which is not trusted`).MatchString(out) {
+		t.Errorf("the play does not name relay2 and why it failed\n%s", out)
+	}
+	if rc := recap(out); rc["relay1"] != [2]int{1, 0} || rc["relay2"] != [2]int{0, 1} {
+		t.Errorf("batch of two: recap %v, want relay1 changed, relay2 failed\n%s", rc, out)
+	}
+	for i, h := range f.hosts {
+		want := map[bool]string{true: "6.5.7651.45", false: "6.5.7638.1"}[i == 0]
+		if _, v := f.installed(t, h); v != want {
+			t.Errorf("%s: after a rollout stopped in its first batch msgtrack is %s, want %s", h.name, v, want)
+		}
+		if hist := f.history(t, h); i > 0 && hist[len(hist)-1].Action != "rollback" {
+			t.Errorf("%s: a rollout stopped before this host touched it: %+v", h.name, hist[len(hist)-1])
+		}
+	}
+	tracking(t, f.hosts[0], "6.5.7651.45", healthy)
+
 	// check.yml: the fleet table says what each host's hotfix list says.
 	report := filepath.Join(t.TempDir(), "fleet.json")
 	out = f.play(t, 0, "check.yml", "-e", "relayfix_check_report="+report)
@@ -466,12 +494,17 @@ func TestFleetRolloutUnderLoad(t *testing.T) {
 		t.Fatalf("fleet report: %v\n%s", err, b)
 	}
 	for _, h := range f.hosts {
-		rows, _ := f.installed(t, h)
+		rows, msgtrack := f.installed(t, h)
 		st, ok := states[h.name]
 		if !ok || !reflect.DeepEqual(st.Files, rows) {
 			t.Errorf("%s: the fleet report's files\n%v\ndiffer from hotfix list\n%v", h.name, st.Files, rows)
 		}
-		want := regexp.MustCompile(`"` + h.name + `\s+relayfix 6\.5\.7638 SP2\s+SP2 installed\s+msgtrack 6\.5\.7638\.1, relayd 6\.5\.7638\.1\s+not known to hotfix list"`)
+		pkgs := "SP2 installed"
+		if msgtrack == "6.5.7651.45" {
+			pkgs += ", KB910618 installed"
+		}
+		want := regexp.MustCompile(`"` + h.name + `\s+relayfix 6\.5\.7638 SP2\s+` + pkgs + `\s+msgtrack ` + regexp.QuoteMeta(msgtrack) +
+			`, relayd 6\.5\.7638\.1\s+not known to hotfix list"`)
 		if !want.MatchString(out) {
 			t.Errorf("%s: no table row %s in\n%s", h.name, want, out)
 		}
