@@ -53,6 +53,7 @@ func ansibleEnv(t *testing.T) []string {
 }
 
 func TestPlaybooksPassSyntaxCheckAndLint(t *testing.T) {
+	t.Parallel() // linting takes a while, and needs none of what the fleet test builds
 	playbook := needTool(t, "ansible-playbook")
 	env := ansibleEnv(t)
 	for _, pb := range playbooks {
@@ -348,6 +349,7 @@ func (f *fleet) stopLoad(t *testing.T) {
 }
 
 func TestFleetRolloutUnderLoad(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 4)
 	for _, h := range f.hosts {
 		tracking(t, h, "6.5.7638.1", healthy)
@@ -441,6 +443,16 @@ func TestFleetRolloutUnderLoad(t *testing.T) {
 			t.Errorf("%s: the second run does not say it had nothing to do\n%s", h.name, out)
 		}
 	}
+
+	// rollback.yml --check says what would go back and changes nothing.
+	out = f.play(t, 0, "rollback.yml", "--check", "-e", "relayfix_component=KB910618", "-e", `{"relayfix_batches": ["100%"]}`)
+	f.wantRecap(t, "rollback --check", out, 1)
+	for _, h := range f.hosts {
+		if !strings.Contains(out, h.name+": would roll back KB910618: bin/msgtrack") {
+			t.Errorf("%s: rollback --check does not say what would go back\n%s", h.name, out)
+		}
+	}
+	f.wantMsgtrack(t, "6.5.7651.45", healthy)
 
 	// rollback.yml: every host back on the service pack's build, live.
 	out = f.play(t, 0, "rollback.yml", "-e", "relayfix_component=KB910618")
