@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"relayfix/internal/exitcode"
 	"relayfix/packages/archive"
 	"relayfix/packages/store"
 	"relayfix/relay/control"
@@ -46,7 +45,12 @@ not running, the services start on the new build the next time it starts.
 
 Every step is journaled first (ROOT/hotfix/journal.json): an interrupted apply is finished or
 undone by the next hotfix command, or explicitly by 'hotfix recover'. One transaction runs
-at a time: a second one fails at once, naming the process that holds the root.`,
+at a time: a second one fails at once, naming the process that holds the root.
+
+A package the root already has is not an error: apply says "already installed; nothing to
+do" and exits 0. With --json, apply prints one object whatever happens: the result, with
+"changed" (whether the root changed; with --dry-run, whether it would) and, on failure,
+"error".`,
 		Example: `  hotfix apply dist/SP2.hfx --root /tmp/relay --pubkey dist/demo.pub
   hotfix apply dist/KB910618.hfx --root /tmp/relay --dry-run
   hotfix apply dist/KB910618.hfx --root /tmp/relay --json`,
@@ -115,10 +119,10 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	root := g.Root()
 	keys, err := verifier.LoadTrustedKeys(root, o.pubkey)
 	if err != nil {
-		return err
+		return reportChange(g, store.ActionApply, nil, err)
 	}
 	if _, err := os.Stat(o.pkg); err != nil {
-		return fmt.Errorf("package: %w", err)
+		return reportChange(g, store.ActionApply, nil, fmt.Errorf("package: %w", err))
 	}
 	open := func(ctx context.Context, stageDir string) (*store.Staged, error) {
 		op, err := archive.Open(ctx, o.pkg, archive.OpenOptions{Keys: keys, StageDir: stageDir})
@@ -131,29 +135,16 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	res, plan, err := s.Apply(ctx, open, o.dryRun)
 	if o.dryRun {
 		if plan == nil {
-			return err
+			return reportChange(g, store.ActionApply, nil, err)
 		}
-		if g.json {
-			writeJSON(g.stdout, plan)
-		} else {
-			printPlan(g.stdout, plan)
-		}
-		if err != nil {
-			return &exitcode.SilentError{Err: err}
-		}
-		return nil
+		return reportPlan(g, plan, err)
 	}
 	if res != nil && res.TrustErr != nil {
 		fmt.Fprintf(g.stderr, "hotfix: %v\n", res.TrustErr)
 	} else if res != nil && len(res.TrustedKeys) > 0 && !g.json {
 		fmt.Fprintf(g.stdout, "Trusting %s for later packages (%s).\n", o.pubkey, root.Trusted())
 	}
-	if g.json && res != nil {
-		writeJSON(g.stdout, res)
-	} else if res != nil && err == nil {
-		printResult(g.stdout, res)
-	}
-	return err
+	return reportChange(g, store.ActionApply, res, err)
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -19,7 +19,6 @@ import (
 
 	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
-	"relayfix/internal/stamp"
 	"relayfix/manifest"
 	"relayfix/packages/archive"
 	"relayfix/packages/installdb"
@@ -80,11 +79,7 @@ func setup(dir string) error {
 		return err
 	}
 	e.hotfix, e.relayd = bins.Hotfix, bins.Relayd
-	track1, track2 := bins.TrackPrefix, bins.TrackFixed
-	bad := filepath.Join(dir, "bad", "msgtrack")
-	if err := buildExitAtStart(dir, bad, "6.5.7651.46"); err != nil {
-		return err
-	}
+	track1, track2, bad := bins.TrackPrefix, bins.TrackFixed, bins.TrackBroken
 
 	pub, priv, err := minisign.GenerateKey(rand.Reader)
 	if err != nil {
@@ -132,35 +127,6 @@ func pack(out string, tmpl *manifest.Manifest, payload map[string]string, date t
 		return fmt.Errorf("pack %s: %w", tmpl.ID, err)
 	}
 	return os.WriteFile(out, buf.Bytes(), 0o644)
-}
-
-// buildExitAtStart builds a stand-in tracking plugin, stamped version, that exits at once: the
-// kind of broken build a health check must catch.
-func buildExitAtStart(dir, out, version string) error {
-	src := filepath.Join(dir, "badsrc")
-	os.MkdirAll(src, 0o755)
-	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module bad\n\ngo 1.22\n"), 0o644)
-	os.WriteFile(filepath.Join(src, "main.go"), []byte(`package main
-
-import (
-	"fmt"
-	"os"
-)
-
-var what string
-
-func main() {
-	fmt.Fprintln(os.Stderr, "tracking build", what, "cannot start")
-	os.Exit(3)
-}
-`), 0o644)
-	cmd := exec.Command("go", "build", "-o", out, "-ldflags", "-X main.what="+stamp.Marker+version+stamp.Terminator, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build the exit-at-start plugin: %v\n%s", err, b)
-	}
-	return nil
 }
 
 // result is one run of hotfix.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -202,10 +203,15 @@ func TestBuildThatFailsItsHealthCheckIsRolledBackLive(t *testing.T) {
 
 	l := startLoad(r.Addr, 100, 20000)
 	waitFlowing(t, sink, 30)
-	res := hotfix(t, root, nil, "apply", e.kbBad, "--health-timeout", "5s")
+	res := hotfix(t, root, nil, "apply", e.kbBad, "--health-timeout", "5s", "--json")
 	if res.code != 1 || !strings.Contains(res.stderr, "did not become healthy on 6.5.7651.46") ||
 		!strings.Contains(res.stderr, "the previous build was put back") {
 		t.Errorf("apply of a build that exits at start: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	var rep changeJSON
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil || rep.Changed == nil || *rep.Changed ||
+		rep.State != "rolled-back" || !strings.Contains(rep.Error, "the previous build was put back") {
+		t.Errorf("apply --json of a build that exits at start: %v\n%s", err, res.stdout)
 	}
 	if v := versionOf(t, root, "msgtrack"); v != "6.5.7651.45" {
 		t.Errorf("after the automatic rollback msgtrack is %s", v)

@@ -49,7 +49,9 @@ func (s *Store) Apply(ctx context.Context, open OpenFunc, dryRun bool) (*Result,
 	}
 	if err := checkApplicable(m, prod, db); err != nil {
 		os.RemoveAll(stage)
-		s.record(HistoryEntry{ID: id, Package: m.ID, Action: ActionApply, Result: ResultFailed, Start: start, End: s.now(), Error: err.Error()})
+		if _, same := AlreadyInstalled(err); !same {
+			s.record(HistoryEntry{ID: id, Package: m.ID, Action: ActionApply, Result: ResultFailed, Start: start, End: s.now(), Error: err.Error()})
+		}
 		return nil, nil, err
 	}
 	if m.Kind == manifest.KindServicePack {
