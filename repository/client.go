@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -176,22 +177,8 @@ func (c *Client) download(u *updater.Updater, src Source, target string) (string
 
 func (c *Client) limits() Limits {
 	l, d := c.Limits, DefaultLimits()
-	if l.Root == 0 {
-		l.Root = d.Root
-	}
-	if l.Timestamp == 0 {
-		l.Timestamp = d.Timestamp
-	}
-	if l.Snapshot == 0 {
-		l.Snapshot = d.Snapshot
-	}
-	if l.Targets == 0 {
-		l.Targets = d.Targets
-	}
-	if l.Package == 0 {
-		l.Package = d.Package
-	}
-	return l
+	return Limits{Root: cmp.Or(l.Root, d.Root), Timestamp: cmp.Or(l.Timestamp, d.Timestamp),
+		Snapshot: cmp.Or(l.Snapshot, d.Snapshot), Targets: cmp.Or(l.Targets, d.Targets), Package: cmp.Or(l.Package, d.Package)}
 }
 
 // updater returns a refreshed TUF updater for src. It starts from the newest root this host

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,8 +15,8 @@ import (
 
 	"aead.dev/minisign"
 
+	"relayfix/internal/fakebuild"
 	"relayfix/internal/layout"
-	"relayfix/internal/stamp"
 	"relayfix/manifest"
 	"relayfix/packages"
 	"relayfix/relay/control"
@@ -49,25 +48,8 @@ var (
 
 func (f *fixture) build(t testing.TB, version string) string {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fh, err := os.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	head := make([]byte, 4096)
-	if _, err := io.ReadFull(fh, head); err != nil {
-		t.Fatal(err)
-	}
-	b := append(head, []byte("\x00"+stamp.Marker+version+stamp.Terminator+"\x00")...)
-	for i := range 4096 {
-		b = append(b, byte(i*31)^version[i%len(version)])
-	}
 	p := filepath.Join(f.dir, "build-"+version)
-	if err := os.WriteFile(p, b, 0o755); err != nil {
+	if err := fakebuild.Write(p, version); err != nil {
 		t.Fatal(err)
 	}
 	return p
