@@ -307,3 +307,40 @@ func TestFetchVerifiesAndCaches(t *testing.T) {
 		t.Errorf("unknown id: %v", err)
 	}
 }
+
+// A repository nobody re-signs looks to clients exactly like a freeze; refresh re-signs what is
+// about to expire, and clients follow again.
+func TestRefreshResignsWhatExpires(t *testing.T) {
+	f := newFixture(t)
+	pk := f.standard(t)
+	p := &Publisher{Dir: filepath.Join(t.TempDir(), "repo"), Now: func() time.Time { return time.Now().Add(-6 * 24 * time.Hour) }}
+	if err := p.Init(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Add(context.Background(), []string{pk.kb}, []minisign.PublicKey{f.pub}); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, p.Served())
+	c := client(t, p, srv.URL)
+	if _, err := c.Refresh(context.Background()); err == nil || !strings.Contains(err.Error(), "timestamp.json is expired") {
+		t.Fatalf("refresh of a repository signed six days ago: %v", err)
+	}
+	p.Now = nil
+	roles, err := p.Refresh(24 * time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"snapshot", "timestamp"}; !reflect.DeepEqual(roles, want) {
+		t.Errorf("re-signed %v, want %v (the snapshot expires within a day)", roles, want)
+	}
+	cat, err := c.Refresh(context.Background())
+	if err != nil {
+		t.Fatalf("refresh after re-signing: %v", err)
+	}
+	if _, ok := cat.Find("KB910618"); !ok {
+		t.Error("KB910618 not offered")
+	}
+	if roles, _ := p.Refresh(24 * time.Hour); !reflect.DeepEqual(roles, []string{"timestamp"}) {
+		t.Errorf("second refresh re-signed %v, want only the timestamp", roles)
+	}
+}

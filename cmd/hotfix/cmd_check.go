@@ -39,6 +39,9 @@ func runCheck(ctx context.Context, g *globalOptions, now time.Time) error {
 	if g.json {
 		return writeJSON(g.stdout, rep)
 	}
+	if len(rep.Packages) == 0 {
+		fmt.Fprintln(g.stderr, "hotfix: no repository offers any package: add one with 'hotfix source add URL --trust FILE'")
+	}
 	fmt.Fprintf(g.stdout, "This root: %s.\n", rep.Product)
 	t := tableprint.New(g.stdout, "Package", "Kind", "State", "Detail", "Title")
 	for _, v := range rep.Packages {

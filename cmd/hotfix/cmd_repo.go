@@ -95,7 +95,13 @@ what applies to them without downloading it. If any package fails to verify, non
 		},
 	}
 	pubkeyFlag(cmd.Flags(), &o.pubkey)
+	keysFlag(cmd, o)
 	return cmd
+}
+
+// keysFlag adds --keys, where the role keys are when they are not in DIR/keys.
+func keysFlag(cmd *cobra.Command, o *repoOptions) {
+	cmd.Flags().StringVar(&o.keys, "keys", "", "directory of the role keys (default DIR/keys)")
 }
 
 func runRepoAdd(ctx context.Context, g *globalOptions, o *repoOptions) error {
@@ -134,6 +140,7 @@ exactly like a repository nobody re-signs), so run it more often than the timest
 		},
 	}
 	cmd.Flags().DurationVar(&o.within, "within", 24*time.Hour, "re-sign what expires within this time")
+	keysFlag(cmd, o)
 	return cmd
 }
 
