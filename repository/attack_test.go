@@ -344,3 +344,35 @@ func TestRefreshResignsWhatExpires(t *testing.T) {
 		t.Errorf("second refresh re-signed %v, want only the timestamp", roles)
 	}
 }
+
+func TestRefusesPackageOverHostLimit(t *testing.T) {
+	e := newAttackEnv(t)
+	e.c.Limits.Package = 1000
+	e.refused(t, "package KB910618.hfx is larger than this host accepts", e.fetchKB)
+}
+
+func TestInitTakesGivenKeys(t *testing.T) {
+	keys := t.TempDir()
+	want := make(map[string]string)
+	for _, role := range roles {
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		b, err := MarshalPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(keys, role+".pem"), b, 0o600)
+		want[role], _ = mustKey(t, k).ID()
+	}
+	p := &Publisher{Dir: filepath.Join(t.TempDir(), "repo"), Keys: keys}
+	if err := p.Init(); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range roles {
+		if ids := p.root.Signed.Roles[role].KeyIDs; len(ids) != 1 || ids[0] != want[role] {
+			t.Errorf("%s keys %v, want the given key %s", role, ids, want[role])
+		}
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir, "keys")); err == nil {
+		t.Error("made keys of its own in DIR/keys")
+	}
+}

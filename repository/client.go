@@ -153,6 +153,13 @@ func (c *Client) download(u *updater.Updater, src Source, target string) (string
 	// DownloadTarget checks length and hashes before it writes anything; the file goes to a
 	// temporary name, then is synced and renamed, so a crash leaves no partial file named as a
 	// package.
+	// A download a killed process left behind was verified before it was written, but has no
+	// name a lookup finds: remove it.
+	if stale, _ := filepath.Glob(filepath.Join(dir, ".download-*")); len(stale) > 0 {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	tmp := filepath.Join(dir, ".download-"+strconv.Itoa(os.Getpid()))
 	defer os.Remove(tmp)
 	if _, _, err := u.DownloadTarget(info, tmp, ""); err != nil {
@@ -209,7 +216,35 @@ func (c *Client) updater(ctx context.Context, src Source) (*updater.Updater, err
 	if err := u.Refresh(); err != nil {
 		return nil, &RefusedError{Source: src.URL, What: explain(err, "metadata"), Err: err}
 	}
+	// go-tuf renames the metadata it trusts into place without fsync; the rollback protection
+	// must survive a power cut, so make it durable before anything acts on it.
+	if err := syncFiles(mdir); err != nil {
+		return nil, fmt.Errorf("source %s: %w", src.URL, err)
+	}
 	return u, nil
+}
+
+// syncFiles fsyncs every file in dir, then dir itself.
+func syncFiles(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	for _, en := range ents {
+		if !en.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, en.Name()))
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", dir, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", en.Name(), err)
+		}
+	}
+	return safefile.SyncDir(dir)
 }
 
 func (c *Client) httpClient() *http.Client {
