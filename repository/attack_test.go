@@ -376,3 +376,14 @@ func TestInitTakesGivenKeys(t *testing.T) {
 		t.Error("made keys of its own in DIR/keys")
 	}
 }
+
+// A repository that cannot be reached is not an attack: the error says so, and is not a refusal.
+func TestUnreachableIsNotRefused(t *testing.T) {
+	e := newAttackEnv(t)
+	e.srv.Close()
+	err := e.refresh()
+	var re *RefusedError
+	if err == nil || errors.As(err, &re) || !strings.Contains(err.Error(), "metadata could not be downloaded") {
+		t.Errorf("unreachable repository: %v", err)
+	}
+}

@@ -163,7 +163,7 @@ func (c *Client) download(u *updater.Updater, src Source, target string) (string
 	tmp := filepath.Join(dir, ".download-"+strconv.Itoa(os.Getpid()))
 	defer os.Remove(tmp)
 	if _, _, err := u.DownloadTarget(info, tmp, ""); err != nil {
-		return "", &RefusedError{Source: src.URL, What: explain(err, "package "+target), Err: err}
+		return "", failure(src, err, "package "+target)
 	}
 	f, err := os.Open(tmp)
 	if err == nil {
@@ -214,7 +214,7 @@ func (c *Client) updater(ctx context.Context, src Source) (*updater.Updater, err
 		u.UnsafeSetRefTime(c.Now())
 	}
 	if err := u.Refresh(); err != nil {
-		return nil, &RefusedError{Source: src.URL, What: explain(err, "metadata"), Err: err}
+		return nil, failure(src, err, "metadata")
 	}
 	// go-tuf renames the metadata it trusts into place without fsync; the rollback protection
 	// must survive a power cut, so make it durable before anything acts on it.
@@ -254,6 +254,16 @@ func (c *Client) httpClient() *http.Client {
 	return &http.Client{Timeout: time.Minute}
 }
 
+// failure turns an error of go-tuf's into one that says what was wrong: a *RefusedError for
+// something that did not verify, a plain error for a repository that could not be reached.
+func failure(src Source, err error, what string) error {
+	// go-tuf counts a body longer than allowed as a download error too; it is a refusal.
+	if errors.Is(err, &metadata.ErrDownload{}) && !errors.Is(err, &metadata.ErrDownloadLengthMismatch{}) {
+		return fmt.Errorf("source %s: %s could not be downloaded: %w", src.URL, what, err)
+	}
+	return &RefusedError{Source: src.URL, What: explain(err, what), Err: err}
+}
+
 // explain names, in an operator's words, the attack or fault go-tuf refused.
 func explain(err error, what string) string {
 	switch {
@@ -267,8 +277,6 @@ func explain(err error, what string) string {
 		return what + " does not match its signed length and hash (tampered, or mixed and matched)"
 	case errors.Is(err, &metadata.ErrDownloadLengthMismatch{}):
 		return what + " is larger than declared (endless data)"
-	case errors.Is(err, &metadata.ErrDownloadHTTP{}):
-		return what + " could not be downloaded"
 	}
 	return what + " could not be verified"
 }
