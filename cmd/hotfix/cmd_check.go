@@ -21,7 +21,12 @@ each crash the relay recorded whose signature a package declares it fixes, one l
 that package.
 
 check is read-only: refreshing the sources' TUF metadata under ROOT/hotfix/sources is the
-only write. It downloads no package and changes no installed file.`,
+only write. It downloads no package and changes no installed file.
+
+With --json it prints one object: "product" (what the root has), "packages" (each with id,
+title, kind, source, state, and reason, superseded_by and fixes where they apply) and
+"problems" (each crash a package fixes: component, program, build, signature, count, first,
+last, summary, fixed_by and advice).`,
 		Example: `  hotfix check --root /var/lib/relayfix
   hotfix check --root /var/lib/relayfix --json`,
 		Args: exactArgs(0),

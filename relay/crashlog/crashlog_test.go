@@ -164,3 +164,23 @@ func TestStoreSurvivesCorruptFile(t *testing.T) {
 		t.Errorf("corrupt file not kept aside: %v", err)
 	}
 }
+
+// FuzzTail feeds arbitrary stderr, as a broken or hostile plugin could write, in two pieces: it
+// must not panic, must keep its bound, and a signature it finds names a frame of this module's
+// code or none.
+func FuzzTail(f *testing.F) {
+	f.Add(prefixCrash, 10)
+	f.Add("panic: x\ngoroutine 1 [running]:\nrelayfix/a.(", 3)
+	f.Fuzz(func(t *testing.T, s string, cut int) {
+		var tail Tail
+		cut = min(max(cut, 0), len(s))
+		tail.Write([]byte(s[:cut]))
+		tail.Write([]byte(s[cut:]))
+		if len(tail.lines) > maxLines {
+			t.Fatalf("kept %d lines", len(tail.lines))
+		}
+		if sig, ok := tail.Signature(); ok && sig.Frame != "" && !strings.HasPrefix(sig.Frame, Module) {
+			t.Fatalf("frame %q is not this module's", sig.Frame)
+		}
+	})
+}
