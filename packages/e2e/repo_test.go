@@ -45,12 +45,7 @@ func TestCheckNamesFixThenApplyByIDUnderLoad(t *testing.T) {
 	root, sink, r := liveSP2(t)
 	r.waitTracking(t, "6.5.7638.1")
 
-	repo := filepath.Join(t.TempDir(), "repo")
-	mustHotfix(t, root, "repo", "init", repo)
-	mustHotfix(t, root, "repo", "add", repo, e.sp2, e.kb, "--pubkey", e.pub)
-	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(repo, "repository"))))
-	defer srv.Close()
-	mustHotfix(t, root, "source", "add", srv.URL, "--trust", filepath.Join(repo, "repository", "1.root.json"))
+	serveRepo(t, root, e.sp2, e.kb)
 
 	l := startLoad(r.Addr, 150, 20000)
 	st, ok := r.pollTracking(func(c control.ComponentStatus) bool { return len(c.CrashSignatures) > 0 })
@@ -86,4 +81,36 @@ func TestCheckNamesFixThenApplyByIDUnderLoad(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^KB910618\thotfix\tinstalled\t`).MatchString(out) || strings.Contains(out, "fixes this") {
 		t.Errorf("check after the fix:\n%s", out)
 	}
+}
+
+// serveRepo publishes packages in a repository served on loopback and adds it as root's source.
+func serveRepo(t *testing.T, root layout.Root, pkgs ...string) {
+	t.Helper()
+	repo := filepath.Join(t.TempDir(), "repo")
+	mustHotfix(t, root, "repo", "init", repo)
+	mustHotfix(t, root, append(append([]string{"repo", "add", repo}, pkgs...), "--pubkey", e.pub)...)
+	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(repo, "repository"))))
+	t.Cleanup(srv.Close)
+	mustHotfix(t, root, "source", "add", srv.URL, "--trust", filepath.Join(repo, "repository", "1.root.json"))
+}
+
+// A build fetched by id that fails its health check is rolled back live, as one from a file is.
+func TestApplyByIDIsHealthGated(t *testing.T) {
+	root, sink, r := liveSP2(t)
+	mustHotfix(t, root, "apply", e.kb)
+	r.waitTracking(t, "6.5.7651.45")
+	serveRepo(t, root, e.kbBad)
+
+	l := startLoad(r.Addr, 100, 20000)
+	res := hotfix(t, root, nil, "apply", "KB999001", "--health-timeout", "5s")
+	if res.code != 1 || !strings.Contains(res.stdout, "Fetched KB999001 from the repository") ||
+		!strings.Contains(res.stderr, "did not become healthy on 6.5.7651.46") || !strings.Contains(res.stderr, "the previous build was put back") {
+		t.Errorf("apply by id of a build that exits at start: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if v := versionOf(t, root, "msgtrack"); v != "6.5.7651.45" {
+		t.Errorf("after the automatic rollback msgtrack is %s", v)
+	}
+	r.waitTracking(t, "6.5.7651.45")
+	checkConsistent(t, root)
+	noneLost(t, sink, l.stop(t))
 }
