@@ -45,6 +45,24 @@ type Manifest struct {
 	Files      []File   `json:"files"`
 	Restart    Restart  `json:"restart"`
 	Supersedes []string `json:"supersedes,omitempty"`
+	// Fixes are the known problems the package fixes, each with the crash signature by which a
+	// host recognises it has the problem.
+	Fixes []Fix `json:"fixes,omitempty"`
+}
+
+// Fix is a known problem a package fixes, in the terms a crash record uses: the component that
+// crashed, the builds of it that have the problem and the crash's signature. Whoever matches
+// crashes against packages takes the signature from here, so the knowledge of which crash is
+// which problem ships, signed, with the fix.
+type Fix struct {
+	Component string `json:"component"` // e.g. tracking
+	// Affected is a constraint on the component's four-part file version, e.g.
+	// ">= 6.5.7638.1, < 6.5.7651.45" (see ParseVersionConstraint).
+	Affected string `json:"affected"`
+	// Signature is the crash signature: the panic kind and the innermost frame in relayfix's own
+	// code, e.g. "nil pointer dereference in relayfix/relay/trackplugin.recordsFor".
+	Signature string `json:"signature"`
+	Summary   string `json:"summary"` // one line
 }
 
 // Product names the product a package belongs to. For a service pack, Version and ServicePack are

@@ -34,7 +34,7 @@ type applyOptions struct {
 func newCmdApply(g *globalOptions) *cobra.Command {
 	o := &applyOptions{}
 	cmd := &cobra.Command{
-		Use:   "apply PKG",
+		Use:   "apply PKG|ID",
 		Short: "Verify a package and install it while the relay runs",
 		Long: `apply verifies the package's signature and file table, checks its prerequisites
 (service pack level), supersedence and that no file is older than the one installed, backs
@@ -50,8 +50,13 @@ at a time: a second one fails at once, naming the process that holds the root.
 A package the root already has is not an error: apply says "already installed; nothing to
 do" and exits 0. With --json, apply prints one object whatever happens: the result, with
 "changed" (whether the root changed; with --dry-run, whether it would) and, on failure,
-"error".`,
+"error".
+
+An ID (KB910618) instead of a file is fetched from the root's sources ('hotfix source add')
+into ROOT/hotfix/sources, checked against the repository's signed metadata, and then applied
+exactly as a file is.`,
 		Example: `  hotfix apply dist/SP2.hfx --root /tmp/relay --pubkey dist/demo.pub
+  hotfix apply KB910618 --root /tmp/relay
   hotfix apply dist/KB910618.hfx --root /tmp/relay --dry-run
   hotfix apply dist/KB910618.hfx --root /tmp/relay --json`,
 		Args: exactArgs(1, "PKG"),
@@ -119,6 +124,9 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	root := g.Root()
 	keys, err := verifier.LoadTrustedKeys(root, o.pubkey)
 	if err != nil {
+		return reportChange(g, store.ActionApply, nil, err)
+	}
+	if o.pkg, err = resolvePackage(ctx, g, o.pkg); err != nil {
 		return reportChange(g, store.ActionApply, nil, err)
 	}
 	if _, err := os.Stat(o.pkg); err != nil {

@@ -61,6 +61,7 @@ import (
 	"relayfix/internal/layout"
 	"relayfix/packages/installdb"
 	"relayfix/relay/control"
+	"relayfix/relay/crashlog"
 	"relayfix/relay/track"
 	"relayfix/relay/trackrpc"
 )
@@ -129,6 +130,8 @@ type Host struct {
 	lastExit   string
 	lastSeen   control.ComponentStatus // the last serving process, for status while none serves
 
+	crashLog *crashlog.Store // each crash's signature, durably
+
 	sums sumCache
 	wg   sync.WaitGroup
 	rnd  *rand.Rand
@@ -155,6 +158,7 @@ func New(opts Options) (*Host, error) {
 		ctl:        make(chan ctlReq),
 		curChanged: make(chan struct{}),
 		health:     control.HealthStarting,
+		crashLog:   crashlog.Open(crashlog.Path(opts.Root)),
 		rnd:        rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
 	}
 	if h.binary == "" {
@@ -215,6 +219,12 @@ func (h *Host) statusLocked() control.ComponentStatus {
 		st.Version, st.Protocol, st.PID, st.Started = p.version, p.protocol, p.pid, p.started
 	} else {
 		st.Version, st.Protocol = h.lastSeen.Version, h.lastSeen.Protocol
+	}
+	if rs, err := h.crashLog.Records(); err == nil {
+		for _, r := range rs {
+			st.CrashSignatures = append(st.CrashSignatures, control.CrashSignature{Signature: r.Signature, Program: r.Program,
+				Build: r.Build, Count: r.Count, First: r.First, Last: r.Last})
+		}
 	}
 	return st
 }
@@ -368,6 +378,7 @@ func (h *Host) step(ctx context.Context, cur **proc, window *failureWindow, retr
 	case <-dead:
 		h.retire(*cur)
 		reason := (*cur).exitReason()
+		h.recordCrash(*cur)
 		*cur = nil
 		d := window.fail(time.Now(), h.cfg.Restart, h.cfg.Escalation, h.rnd.Float64())
 		h.mu.Lock()
@@ -419,6 +430,18 @@ func (h *Host) step(ctx context.Context, cur **proc, window *failureWindow, retr
 			}
 		}
 		req.reply <- h.Status()
+	}
+}
+
+// recordCrash keeps the signature of p's crash, if it panicked, in the crash records.
+func (h *Host) recordCrash(p *proc) {
+	sig, ok := p.stderr.crash.Signature()
+	if !ok {
+		return
+	}
+	c := crashlog.Crash{Component: ComponentName, Program: filepath.Base(h.binary), Build: p.version, Signature: sig}
+	if err := h.crashLog.Record(c, time.Now()); err != nil {
+		h.log.Error("record crash signature", "signature", sig.String(), "error", err)
 	}
 }
 

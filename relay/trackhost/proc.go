@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"relayfix/relay/crashlog"
 	"relayfix/relay/track"
 	"relayfix/relay/trackrpc"
 )
@@ -99,7 +100,8 @@ func (p *proc) exitReason() string {
 // stderrTail receives the plugin's stderr line by line (go-plugin writes each line, then a
 // newline) and keeps the first panic line and the first frame of its stack.
 type stderrTail struct {
-	copy io.Writer
+	copy  io.Writer
+	crash crashlog.Tail // the whole panic, for the crash's signature
 
 	mu      sync.Mutex
 	inPanic bool
@@ -109,6 +111,7 @@ type stderrTail struct {
 
 func (s *stderrTail) Write(b []byte) (int, error) {
 	s.copy.Write(b)
+	s.crash.Write(b)
 	line := strings.TrimSpace(string(b))
 	if line == "" {
 		return len(b), nil
