@@ -72,6 +72,15 @@ type Queue struct {
 	deferred msgHeap
 	rnd      *rand.Rand
 	lastID   uint64
+
+	hooks testHooks
+}
+
+// testHooks let a test stop the queue at the points where a race can strike. They are nil
+// outside tests.
+type testHooks struct {
+	beforeOpen    func() // Next took a message and is about to open its body
+	afterSnapshot func() // Compact read a message's location and is about to copy it
 }
 
 // NewID returns a queue id that no message in this spool had before: microseconds since the
@@ -259,11 +268,11 @@ func (q *Queue) Next(ctx context.Context, idle time.Duration) (*Delivery, error)
 			if more {
 				q.notify()
 			}
-			r, err := q.spool.Open(body)
+			if q.hooks.beforeOpen != nil {
+				q.hooks.beforeOpen()
+			}
+			r, err := q.open(m, body)
 			if err != nil {
-				q.mu.Lock()
-				m.inFlight = false
-				q.mu.Unlock()
 				return nil, err
 			}
 			d.Body = r
@@ -281,6 +290,37 @@ func (q *Queue) Next(ctx context.Context, idle time.Duration) (*Delivery, error)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// open opens m's body at loc, which Next read under the lock. Compact may have written the message
+// again since and its old segment may be gone: then the body is opened where it is now. A body
+// that cannot be opened at all puts the message back on the deferred list, so that it is tried
+// again rather than left out of every list until a restart.
+func (q *Queue) open(m *msg, loc spool.Body) (*io.SectionReader, error) {
+	for {
+		r, err := q.spool.Open(loc)
+		if err == nil {
+			return r, nil
+		}
+		q.mu.Lock()
+		if m.body != loc && q.msgs[m.env.ID] == m {
+			loc = m.body // moved meanwhile: read it where it is now
+			q.mu.Unlock()
+			continue
+		}
+		m.inFlight = false
+		head := false
+		if q.msgs[m.env.ID] == m {
+			m.env.NextTry = time.Now().Add(q.cfg.RetryBase)
+			heap.Push(&q.deferred, m)
+			head = q.deferred[0] == m
+		}
+		q.mu.Unlock()
+		if head {
+			q.poke()
+		}
+		return nil, fmt.Errorf("message %s: %w", m.env.ID, err)
 	}
 }
 
@@ -468,6 +508,9 @@ func (q *Queue) Compact(ctx context.Context) int {
 		env.Done = append([]int(nil), env.Done...)
 		loc := m.body
 		q.mu.Unlock()
+		if q.hooks.afterSnapshot != nil {
+			q.hooks.afterSnapshot()
+		}
 		r, err := q.spool.Open(loc)
 		if err != nil {
 			continue

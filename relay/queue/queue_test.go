@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,5 +172,74 @@ func TestCompactionFreesSegmentsPinnedByADeferredMessage(t *testing.T) {
 			}
 		}
 		q.Release(d)
+	}
+}
+
+// Compact may write a ready message again, and the spool drop its old segment, between the
+// moment Next takes the message and the moment it opens the body. The message must still be
+// delivered, not left out of both the ready and the deferred list until a restart.
+func TestMessageCompactedAsItIsTakenIsStillDelivered(t *testing.T) {
+	q, sp := openQueue(t, t.TempDir(), 1<<10) // every message fills a segment
+	defer sp.Close()
+	moved := accept(t, q, "s@example.test", "a@x.test")
+	accept(t, q, "s@example.test", "b@x.test") // starts the second segment: the first is pinned
+	atOpen, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	q.hooks.beforeOpen = func() {
+		once.Do(func() {
+			atOpen <- struct{}{}
+			<-proceed
+		})
+	}
+	type taken struct {
+		d   *Delivery
+		err error
+	}
+	took := make(chan taken, 1)
+	q.hooks.afterSnapshot = func() {
+		go func() {
+			d, err := q.Next(context.Background(), time.Second)
+			took <- taken{d, err}
+		}()
+		<-atOpen // Next holds the message, with the location Compact is about to replace
+	}
+	q.mu.Lock()
+	loc := q.msgs[moved].body
+	q.mu.Unlock()
+	if n := q.Compact(context.Background()); n != 1 {
+		t.Fatalf("compacted %d messages, want 1", n)
+	}
+	if _, err := sp.Open(loc); err == nil {
+		t.Fatalf("the message's old segment is still there: the race did not happen")
+	}
+	close(proceed)
+
+	delivered := map[string]bool{}
+	deliver := func(d *Delivery) {
+		if _, err := io.ReadAll(d.Body); err != nil {
+			t.Fatalf("read body of %s: %v", d.ID, err)
+		}
+		delivered[d.ID] = true
+		q.Done(d, []Result{{OK: true, Reply: "250 ok"}}, "hop:25")
+	}
+	if r := <-took; r.d != nil {
+		deliver(r.d)
+	} else {
+		t.Logf("Next: %v", r.err)
+	}
+	q.Flush() // a message put back on the deferred list is due now
+	for {
+		d, err := q.Next(context.Background(), 200*time.Millisecond)
+		if err != nil {
+			t.Logf("Next: %v", err)
+			continue
+		}
+		if d == nil {
+			break
+		}
+		deliver(d)
+	}
+	if !delivered[moved] || q.Len() != 0 {
+		t.Fatalf("message %s delivered: %v; %d message(s) left in the queue: %+v", moved, delivered[moved], q.Len(), q.List(0))
 	}
 }
