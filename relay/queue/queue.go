@@ -22,7 +22,7 @@ import (
 	"time"
 	"unique"
 
-	"relayfix/relay/control"
+	"relayfix/relay/courier"
 	"relayfix/relay/dsn"
 	"relayfix/relay/spool"
 	"relayfix/relay/track"
@@ -324,17 +324,8 @@ func (q *Queue) open(m *msg, loc spool.Body) (*io.SectionReader, error) {
 	}
 }
 
-// Result is the outcome of one recipient of a delivery.
-type Result struct {
-	OK        bool
-	Temporary bool   // for a failure: try again later
-	Reply     string // the next hop's reply, or why the attempt failed
-	Partner   string // the host that answered, when it is not the partner given to Done
-}
-
-// Done records the outcome of a delivery: results[i] belongs to d.Recipients[i]. partner is the
-// next hop that was tried.
-func (q *Queue) Done(d *Delivery, results []Result, partner string) {
+// Done records the outcome of a delivery: results[i] belongs to d.Recipients[i].
+func (q *Queue) Done(d *Delivery, results []courier.Result) {
 	now := time.Now()
 	m := d.m
 	q.mu.Lock()
@@ -348,11 +339,7 @@ func (q *Queue) Done(d *Delivery, results []Result, partner string) {
 	var temp []int
 	tempReply := ""
 	for i, res := range results {
-		rcpt := d.Recipients[i]
-		partner := partner
-		if res.Partner != "" {
-			partner = res.Partner
-		}
+		rcpt, partner := d.Recipients[i], res.Partner
 		switch {
 		case res.OK:
 			env.Done = append(env.Done, d.idx[i])
@@ -375,6 +362,7 @@ func (q *Queue) Done(d *Delivery, results []Result, partner string) {
 			rcpt := d.Recipients[i]
 			env.Done = append(env.Done, d.idx[i])
 			q.counters[CountExpired].Add(1)
+			partner := results[i].Partner
 			failed = append(failed, dsn.Recipient{Address: rcpt, Status: statusOf(results[i].Reply, "4.4.7"), Reply: results[i].Reply, RemoteMTA: partner, Expired: true})
 			events = append(events, track.Event{Time: now, ID: track.EventExpired, QueueID: d.ID, Recipient: rcpt, Partner: partner, Reply: "expired after " + now.Sub(env.Received).Round(time.Second).String() + ": " + results[i].Reply, Props: p})
 		}
@@ -387,7 +375,7 @@ func (q *Queue) Done(d *Delivery, results []Result, partner string) {
 		env.NextTry = now.Add(delay)
 		for _, i := range temp {
 			q.counters[CountDeferred].Add(1)
-			events = append(events, track.Event{Time: now, ID: track.EventDeferred, QueueID: d.ID, Recipient: d.Recipients[i], Partner: partner, Reply: results[i].Reply, NextTry: env.NextTry, Props: p})
+			events = append(events, track.Event{Time: now, ID: track.EventDeferred, QueueID: d.ID, Recipient: d.Recipients[i], Partner: results[i].Partner, Reply: results[i].Reply, NextTry: env.NextTry, Props: p})
 		}
 	}
 
@@ -605,10 +593,22 @@ func (q *Queue) Len() int {
 	return len(q.msgs)
 }
 
+// Entry is one queued message as List shows it.
+type Entry struct {
+	ID         string
+	Sender     string
+	Recipients []string // those still to deliver
+	Size       int64
+	Received   time.Time
+	Attempts   int
+	NextTry    time.Time // zero: ready now
+	LastError  string
+}
+
 // List returns up to limit queued messages (0: all), oldest first.
-func (q *Queue) List(limit int) []control.QueueEntry {
+func (q *Queue) List(limit int) []Entry {
 	q.mu.Lock()
-	out := make([]control.QueueEntry, 0, len(q.msgs))
+	out := make([]Entry, 0, len(q.msgs))
 	for _, m := range q.msgs {
 		e := m.env
 		done := make(map[int]bool, len(e.Done))
@@ -621,8 +621,8 @@ func (q *Queue) List(limit int) []control.QueueEntry {
 				rcpts = append(rcpts, r)
 			}
 		}
-		out = append(out, control.QueueEntry{
-			QueueID: e.ID, Sender: e.Sender, Recipients: rcpts, Size: e.Size, Received: e.Received,
+		out = append(out, Entry{
+			ID: e.ID, Sender: e.Sender, Recipients: rcpts, Size: e.Size, Received: e.Received,
 			Attempts: e.Attempts, NextTry: e.NextTry, LastError: e.LastError,
 		})
 	}
@@ -631,7 +631,7 @@ func (q *Queue) List(limit int) []control.QueueEntry {
 		if !out[i].Received.Equal(out[j].Received) {
 			return out[i].Received.Before(out[j].Received)
 		}
-		return out[i].QueueID < out[j].QueueID
+		return out[i].ID < out[j].ID
 	})
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"relayfix/relay/courier"
 	"relayfix/relay/spool"
 	"relayfix/relay/track"
 )
@@ -48,7 +49,7 @@ func TestPartialDeliveryKeepsOnlyPendingRecipients(t *testing.T) {
 	q, sp := openQueue(t, dir, 0)
 	id := accept(t, q, "s@example.test", "a@x.test", "b@x.test", "c@x.test")
 	d := next(t, q)
-	q.Done(d, []Result{{OK: true, Reply: "250 ok"}, {Temporary: true, Reply: "451 later"}, {OK: true, Reply: "250 ok"}}, "hop:25")
+	q.Done(d, []courier.Result{{OK: true, Reply: "250 ok"}, {Temporary: true, Reply: "451 later"}, {OK: true, Reply: "250 ok"}})
 	if q.Len() != 1 {
 		t.Fatalf("queue length %d", q.Len())
 	}
@@ -84,7 +85,7 @@ func TestPermanentFailureBouncesToSenderOnly(t *testing.T) {
 	q.SetRecorder(track.RecorderFunc(func(ev track.Event) { evs = append(evs, ev) }))
 	id := accept(t, q, "s@example.test", "a@x.test")
 	d := next(t, q)
-	q.Done(d, []Result{{Reply: "550 5.1.1 no such user"}}, "hop:25")
+	q.Done(d, []courier.Result{{Reply: "550 5.1.1 no such user"}})
 	if _, err := q.Properties(context.Background(), id); !errors.Is(err, track.ErrNoMessage) {
 		t.Fatalf("bounced message still in the queue: %v", err)
 	}
@@ -97,7 +98,7 @@ func TestPermanentFailureBouncesToSenderOnly(t *testing.T) {
 		t.Fatalf("bounce body:\n%s", body)
 	}
 	// A bounce that cannot be delivered is not bounced again (null sender).
-	q.Done(b, []Result{{Reply: "550 no"}}, "hop:25")
+	q.Done(b, []courier.Result{{Reply: "550 no"}})
 	if q.Len() != 0 {
 		t.Fatalf("queue holds %d after a failed bounce", q.Len())
 	}
@@ -122,7 +123,7 @@ func TestExpiredMessageBounces(t *testing.T) {
 	q := New(Config{Spool: sp, Lifetime: time.Nanosecond, Hostname: "relay.test"}, nil)
 	accept(t, q, "s@example.test", "a@x.test")
 	d := next(t, q)
-	q.Done(d, []Result{{Temporary: true, Reply: "451 4.4.1 still down"}}, "hop:25")
+	q.Done(d, []courier.Result{{Temporary: true, Reply: "451 4.4.1 still down"}})
 	if n := q.Counters()[CountExpired]; n != 1 {
 		t.Fatalf("expired counter %d", n)
 	}
@@ -138,11 +139,11 @@ func TestCompactionFreesSegmentsPinnedByADeferredMessage(t *testing.T) {
 	q, sp := openQueue(t, dir, 4<<10)
 	old := accept(t, q, "s@example.test", "a@x.test")
 	d := next(t, q)
-	q.Done(d, []Result{{Temporary: true, Reply: "451 later"}}, "hop:25") // deferred for an hour
+	q.Done(d, []courier.Result{{Temporary: true, Reply: "451 later"}}) // deferred for an hour
 	for range 40 {
 		accept(t, q, "s@example.test", "a@x.test")
 		d := next(t, q)
-		q.Done(d, []Result{{OK: true, Reply: "250 ok"}}, "hop:25")
+		q.Done(d, []courier.Result{{OK: true, Reply: "250 ok"}})
 	}
 	accept(t, q, "s@example.test", "a@x.test") // makes the last removals reach the disk
 	before := sp.Segments()
@@ -159,7 +160,7 @@ func TestCompactionFreesSegmentsPinnedByADeferredMessage(t *testing.T) {
 	q, sp = openQueue(t, dir, 4<<10)
 	defer sp.Close()
 	l := q.List(0)
-	if len(l) != 2 || l[0].QueueID != old || l[0].Attempts != 1 || l[0].NextTry.IsZero() {
+	if len(l) != 2 || l[0].ID != old || l[0].Attempts != 1 || l[0].NextTry.IsZero() {
 		t.Fatalf("after compaction and restart: %+v", l)
 	}
 	q.Flush()
@@ -220,7 +221,7 @@ func TestMessageCompactedAsItIsTakenIsStillDelivered(t *testing.T) {
 			t.Fatalf("read body of %s: %v", d.ID, err)
 		}
 		delivered[d.ID] = true
-		q.Done(d, []Result{{OK: true, Reply: "250 ok"}}, "hop:25")
+		q.Done(d, []courier.Result{{OK: true, Reply: "250 ok"}})
 	}
 	if r := <-took; r.d != nil {
 		deliver(r.d)

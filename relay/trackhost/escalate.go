@@ -17,7 +17,7 @@ import (
 
 // DefaultEscalationGrace is how long an escalation program still running when the relay stops
 // may go on before it is asked to stop with SIGTERM.
-const DefaultEscalationGrace = 10 * time.Second
+const DefaultEscalationGrace = 5 * time.Second
 
 // escalator runs the escalation programs. A program is not tied to the relay's life: `hotfix
 // rollback` swaps files and journals each step, and killing it mid-transaction would leave
