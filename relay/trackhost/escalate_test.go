@@ -107,9 +107,6 @@ echo finished >> `+out+`
 			if got, _ := os.ReadFile(out); string(got) != tt.want {
 				t.Fatalf("escalation program wrote %q by the time the host stopped, want %q", got, tt.want)
 			}
-			if took < 300*time.Millisecond {
-				t.Fatalf("host stopped after %v, before the program could finish", took)
-			}
 			t.Logf("host stopped in %v", took)
 		})
 	}
