@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,7 @@ import (
 	"relayfix/internal/exitcode"
 	"relayfix/internal/layout"
 	"relayfix/internal/tableprint"
-	"relayfix/packages"
+	"relayfix/packages/installdb"
 	"relayfix/relay"
 	"relayfix/relay/trackhost"
 	"relayfix/relay/tracklog"
@@ -103,21 +102,7 @@ func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Rel
 // installedSum reads the checksum of a file from root's installed-files database, afresh at each
 // plugin start: hotfix may have installed a new build since the last.
 func installedSum(root layout.Root) trackhost.ExpectedSumFunc {
-	return func(rel string) ([]byte, bool, error) {
-		db, err := packages.LoadDB(root)
-		if err != nil {
-			return nil, false, err
-		}
-		row, ok := db.Lookup(rel)
-		if !ok {
-			return nil, false, nil
-		}
-		sum, err := hex.DecodeString(row.SHA256)
-		if err != nil {
-			return nil, true, fmt.Errorf("installed-files database: %s: sha256 %q: %w", rel, row.SHA256, err)
-		}
-		return sum, true, nil
-	}
+	return func(rel string) ([]byte, bool, error) { return installdb.Checksum(root, rel) }
 }
 
 // trackOptions are the flags of `relayd track`.

@@ -3,7 +3,6 @@ package trackhost
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,8 +14,8 @@ import (
 	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
 	"relayfix/internal/stamp"
-	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/manifest/record"
+	"relayfix/packages/installdb"
 	"relayfix/relay/control"
 	"relayfix/relay/track"
 	"relayfix/relay/tracklog"
@@ -25,26 +24,22 @@ import (
 // These tests run the real relayd with the real msgtrack builds, a counting next hop and SMTP load
 // on loopback: the KB 910618 episode end to end.
 
-// install places bin as the plugin of the relayd under test and, if record, records it in
+// install places bin as the plugin of the relayd under test and, if listed, records it in
 // the installed-files database that relayd reads.
-func install(t testing.TB, root layout.Root, bin string, record bool) {
+func install(t testing.TB, root layout.Root, bin string, listed bool) {
 	t.Helper()
 	sum := placePlugin(t, root, bin)
-	if !record {
+	if !listed {
 		return
 	}
-	db := packages.DB{Files: []packages.InstalledFile{{
-		File:    manifest.File{Name: "msgtrack", Path: DBPath, SHA256: hex.EncodeToString(sum), Platform: "linux/amd64"},
+	db := &installdb.DB{Files: []installdb.InstalledFile{{
+		File:    record.File{Name: "msgtrack", Path: DBPath, SHA256: hex.EncodeToString(sum), Platform: "linux/amd64"},
 		Package: "TEST", Installed: time.Now().UTC(),
 	}}}
-	b, err := json.Marshal(db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.MkdirAll(root.Hotfix(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(root.InstalledDB(), b, 0o644); err != nil {
+	if err := installdb.Save(root, db); err != nil {
 		t.Fatal(err)
 	}
 }
