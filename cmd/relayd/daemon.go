@@ -54,7 +54,7 @@ func (d *daemonOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&d.readTimeout, "read-timeout", 5*time.Minute, "SMTP intake read timeout")
 	f.DurationVar(&d.writeTimeout, "write-timeout", time.Minute, "SMTP intake write timeout")
 	f.DurationVar(&d.deliveryTimeout, "delivery-timeout", time.Minute, "timeout for each command to the next hop")
-	f.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "how long a shutdown waits for open transactions")
+	f.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "how long a shutdown waits for open transactions and deliveries under way (then they are cut off and retried later)")
 	f.StringVar(&d.tlsCert, "tls-cert", "", "PEM certificate for STARTTLS (with --tls-key)")
 	f.StringVar(&d.tlsKey, "tls-key", "", "PEM private key for STARTTLS")
 	f.StringVar(&d.logLevel, "log-level", "info", "log level: debug (one line per SMTP session), info, warn, error")

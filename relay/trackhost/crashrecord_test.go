@@ -14,8 +14,9 @@ import (
 // status and durably in the crash records.
 func TestPrefixBuildCrashSignatureRecorded(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, bins.TrackPrefix, true)
-	hs := start(t, root, fastConfig())
+	db := &installedFiles{}
+	db.install(t, root, bins.TrackPrefix)
+	hs := start(t, root, db, fastConfig())
 	waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
 	start := time.Now().UTC().Truncate(time.Second)
 	hs.relay.carry("C", 2000, 16)

@@ -64,6 +64,14 @@ func (p *proc) watch() {
 	}
 }
 
+// retire stops calls to p, waiting for the call in flight, and ends the process.
+func (p *proc) retire() {
+	p.callMu.Lock()
+	p.retired = true
+	p.callMu.Unlock()
+	p.kill()
+}
+
 // kill ends the process (gracefully if it still answers) and collects its stderr.
 func (p *proc) kill() {
 	p.killOnce.Do(func() {
@@ -137,14 +145,14 @@ func (s *stderrTail) panic() (line, frame string) {
 // sourceWatch is the message source one plugin process sees: the relay's, with a note of the
 // reads that found the message already gone.
 type sourceWatch struct {
-	h      *Host
+	src    *atomic.Pointer[sourceBox]
 	misses atomic.Int64
 	mu     sync.Mutex
 	last   string
 }
 
 func (s *sourceWatch) Properties(ctx context.Context, queueID string) (track.Properties, error) {
-	box := s.h.src.Load()
+	box := s.src.Load()
 	if box == nil || box.src == nil {
 		return track.Properties{}, fmt.Errorf("the relay's message source is not connected")
 	}

@@ -1,4 +1,14 @@
-package trackhost
+// Package trackjournal is the tracking host's durable event journal: the events of every
+// message's life, kept on disk between the relay that records them and the tracking plugin that
+// writes them to the tracking log.
+//
+// It is a package of its own, apart from the host that feeds the plugin from it, because it is the
+// part that must survive crashes: the relay appends and never waits for the plugin, the plugin
+// acknowledges what it has written, and whatever lies between is on disk, in seq order, to be
+// replayed to the next plugin process. It is a log of its own rather than the spool's because its
+// records are trackrpc's event lines, which protocol 2 hands to the plugin as they are, and
+// because it is trimmed by acknowledgement, not by message removal.
+package trackjournal
 
 import (
 	"bufio"
@@ -25,7 +35,7 @@ import (
 // that creating files stays off the relay's path (a create costs far more than an append here).
 const segmentLimit = 8 << 20
 
-// Journal is the host's durable event journal: append-only segment files named by the first seq
+// Journal is the durable event journal: append-only segment files named by the first seq
 // they hold, one event per line (trackrpc's event lines, which protocol 2 sends as they are).
 // Append keeps the event in memory; Sync, which the host calls every 50 ms (Append itself writes
 // once 1 MiB is waiting), writes what was appended since the last Sync in one write and fsyncs it.
@@ -57,9 +67,9 @@ type segment struct {
 
 func segmentName(first uint64) string { return fmt.Sprintf("%020d.jnl", first) }
 
-// OpenJournal opens (creating if needed) the journal in dir. The torn tail of a crashed append is
+// Open opens (creating if needed) the journal in dir. The torn tail of a crashed append is
 // cut off; everything before it is kept.
-func OpenJournal(dir string) (*Journal, error) {
+func Open(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}

@@ -1,4 +1,4 @@
-package trackhost
+package trackjournal
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func readAll(t *testing.T, r *Reader) []uint64 {
 
 func TestJournalAppendReadTrimReopen(t *testing.T) {
 	dir := t.TempDir()
-	j, err := OpenJournal(dir)
+	j, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestJournalAppendReadTrimReopen(t *testing.T) {
 	f, _ := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(`{"seq":11,"queue`)
 	f.Close()
-	j, err = OpenJournal(dir)
+	j, err = Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestJournalAppendReadTrimReopen(t *testing.T) {
 
 func TestJournalSegmentsFollowAndTrim(t *testing.T) {
 	dir := t.TempDir()
-	j, err := OpenJournal(dir)
+	j, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestJournalSegmentsFollowAndTrim(t *testing.T) {
 }
 
 func BenchmarkJournalAppend(b *testing.B) {
-	j, err := OpenJournal(b.TempDir())
+	j, err := Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func BenchmarkJournalAppend(b *testing.B) {
 // stay invisible to readers until Sync, so the plugin never records an event a crash could take
 // back.
 func TestJournalReadersSeeOnlySynced(t *testing.T) {
-	j, err := OpenJournal(t.TempDir())
+	j, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
