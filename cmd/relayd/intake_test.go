@@ -30,7 +30,7 @@ type intake struct {
 	seq  int // sequence numbers of marker messages
 }
 
-func startIntake(t *testing.T, extra ...string) *intake {
+func startIntake(t testing.TB, extra ...string) *intake {
 	t.Helper()
 	sink := newSink(t, "127.0.0.1:0")
 	sink.Keep()

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) { relaytest.Main(m, &bins, relaytest.RelaydProgram) 
 
 // startRelay starts relayd on root, listening on a free loopback port, and waits until it
 // serves SMTP.
-func startRelay(t *testing.T, root layout.Root, nextHop string, extra ...string) *relaytest.Relayd {
+func startRelay(t testing.TB, root layout.Root, nextHop string, extra ...string) *relaytest.Relayd {
 	t.Helper()
 	return relaytest.StartRelayd(t, bins.Relayd, root, nextHop, extra...)
 }
@@ -75,7 +75,7 @@ func status(t *testing.T, root layout.Root) control.Status {
 	return *st
 }
 
-func newSink(t *testing.T, addr string) *smtpload.Sink {
+func newSink(t testing.TB, addr string) *smtpload.Sink {
 	t.Helper()
 	s, err := smtpload.NewSink(addr)
 	if err != nil {
