@@ -490,6 +490,12 @@ func TestIntakeRefusedClientsTakeNoSlots(t *testing.T) {
 	if got := command(t, c, r, "NOOP"); !strings.HasPrefix(got, "250") {
 		t.Fatalf("NOOP after a refused BDAT: %q", got)
 	}
+	// A second MAIL inside a transaction is a bad sequence too: go-smtp would keep the first
+	// transaction's recipients for it.
+	command(t, c, r, "RCPT TO:<b@y.test>")
+	if got := command(t, c, r, "MAIL FROM:<>"); !strings.HasPrefix(got, "503") {
+		t.Fatalf("nested MAIL: %q", got)
+	}
 }
 
 // Case 7: SIGHUP is logged and ignored; on SIGTERM an idle session gets 421 4.3.2.

@@ -292,12 +292,14 @@ func (s *Server) allowed(ip netip.Addr) bool {
 }
 
 var (
-	errRelayDenied = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied: your address is not allowed to send through this relay"}
-	errDraining    = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
-	errBrokenOff   = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Transfer broken off, closing connection"}
-	errSpool       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message not stored: local error, try again later"}
-	errTooBig      = errors.New("message exceeds the size limit")
-	errLongLine    = errors.New("message line too long")
+	errRelayDenied  = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied: your address is not allowed to send through this relay"}
+	errDraining     = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
+	errBrokenOff    = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Transfer broken off, closing connection"}
+	errNestedMail   = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Bad sequence of commands: a transaction is already open"}
+	errNoRecipients = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
+	errSpool        = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message not stored: local error, try again later"}
+	errTooBig       = errors.New("message exceeds the size limit")
+	errLongLine     = errors.New("message line too long")
 )
 
 // The replies of the break-off rule, written by conn.poison.
@@ -354,6 +356,11 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if ss.s.draining.Load() {
 		return errDraining
 	}
+	if ss.gc.st.busy.Load() {
+		// go-smtp lets a second MAIL through and keeps the recipients it has: the session
+		// would then hold a sender for recipients it no longer knows.
+		return errNestedMail
+	}
 	if err := checkPath(from); err != nil {
 		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address: " + err.Error()}
 	}
@@ -408,6 +415,9 @@ func (ss *session) Data(r io.Reader) error {
 	if gc.poisoned.Load() {
 		// go-smtp may parse a DATA out of bytes it read before the break: refuse it unread.
 		return errBrokenOff
+	}
+	if len(ss.rcpts) == 0 {
+		return errNoRecipients
 	}
 	// BDAT hands the chunks over through a pipe; DATA through go-smtp's dot-unstuffing reader.
 	_, bdat := r.(*io.PipeReader)
