@@ -354,7 +354,9 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		return errRelayDenied
 	}
 	if ss.s.draining.Load() {
-		return errDraining
+		// A MAIL read before the drain began: the session ends here, with the one 421.
+		ss.gc.poison(replyShutdown)
+		return errBrokenOff
 	}
 	if ss.gc.st.busy.Load() {
 		// go-smtp lets a second MAIL through and keeps the recipients it has: the session
