@@ -59,13 +59,15 @@ type Config struct {
 	Allow    []netip.Prefix // client networks allowed to relay (DefaultAllow)
 	Hostname string         // our name in greetings and headers (os.Hostname)
 
-	MaxSize       int64 // largest message, bytes (DefaultMaxSize)
-	MaxRecipients int   // per message (1000)
-	MaxConns      int   // simultaneous SMTP connections (2000)
-	ReadTimeout   time.Duration
-	WriteTimeout  time.Duration
-	TLSCert       string // PEM files; both set enables STARTTLS
-	TLSKey        string
+	MaxSize       int64         // largest message, bytes (DefaultMaxSize)
+	MaxRecipients int           // per message (1000)
+	MaxConns      int           // simultaneous SMTP connections (2000)
+	ReadTimeout   time.Duration // per read of the SMTP intake (5 minutes)
+	// TransactionTimeout bounds one SMTP transaction from MAIL to the end of its data (1 hour).
+	TransactionTimeout time.Duration
+	WriteTimeout       time.Duration
+	TLSCert            string // PEM files; both set enables STARTTLS
+	TLSKey             string
 
 	Workers   int           // concurrent delivery connections (DefaultWorkers)
 	Lifetime  time.Duration // queue lifetime before a message bounces (DefaultLifetime)
@@ -184,16 +186,17 @@ func New(cfg Config) (*Relay, error) {
 		shutdown:   make(chan struct{}),
 	}
 	r.smtp = smtpd.New(smtpd.Config{
-		Hostname:      cfg.Hostname,
-		Allow:         cfg.Allow,
-		MaxSize:       cfg.MaxSize,
-		MaxRecipients: cfg.MaxRecipients,
-		MaxConns:      cfg.MaxConns,
-		ReadTimeout:   cfg.ReadTimeout,
-		WriteTimeout:  cfg.WriteTimeout,
-		TLS:           tlsConf,
-		Queue:         q,
-		Logger:        cfg.Logger,
+		Hostname:           cfg.Hostname,
+		Allow:              cfg.Allow,
+		MaxSize:            cfg.MaxSize,
+		MaxRecipients:      cfg.MaxRecipients,
+		MaxConns:           cfg.MaxConns,
+		ReadTimeout:        cfg.ReadTimeout,
+		TransactionTimeout: cfg.TransactionTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		TLS:                tlsConf,
+		Queue:              q,
+		Logger:             cfg.Logger,
 	})
 	return r, nil
 }

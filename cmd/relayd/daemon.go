@@ -8,7 +8,10 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only with the hidden --pprof flag
 	"net/netip"
+	"os"
+	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +34,7 @@ type daemonOptions struct {
 	lifetime                  time.Duration
 	retryBase, retryMax       time.Duration
 	readTimeout, writeTimeout time.Duration
+	transactionTimeout        time.Duration
 	deliveryTimeout           time.Duration
 	drainTimeout              time.Duration
 	tlsCert, tlsKey           string
@@ -51,7 +55,8 @@ func (d *daemonOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&d.lifetime, "lifetime", relay.DefaultLifetime, "queue lifetime: bounce a message not delivered after this long")
 	f.DurationVar(&d.retryBase, "retry-base", time.Minute, "first retry delay after a temporary failure (doubles per attempt)")
 	f.DurationVar(&d.retryMax, "retry-max", time.Hour, "longest retry delay")
-	f.DurationVar(&d.readTimeout, "read-timeout", 5*time.Minute, "SMTP intake read timeout")
+	f.DurationVar(&d.readTimeout, "read-timeout", 5*time.Minute, "SMTP intake: longest wait for one read from a client (a slow but steady sender is never cut)")
+	f.DurationVar(&d.transactionTimeout, "transaction-timeout", time.Hour, "SMTP intake: longest time for one transaction, from MAIL to the end of its data")
 	f.DurationVar(&d.writeTimeout, "write-timeout", time.Minute, "SMTP intake write timeout")
 	f.DurationVar(&d.deliveryTimeout, "delivery-timeout", time.Minute, "timeout for each command to the next hop")
 	f.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "how long a shutdown waits for open transactions and deliveries under way (then they are cut off and retried later)")
@@ -91,24 +96,25 @@ func (d *daemonOptions) config() (relay.Config, error) {
 		return relay.Config{}, exitcode.Usagef("--tls-cert and --tls-key go together")
 	}
 	return relay.Config{
-		Root:            d.root.Root(),
-		Listen:          d.listen,
-		NextHop:         d.nextHop,
-		Allow:           allow,
-		Hostname:        d.hostname,
-		MaxSize:         d.maxSize,
-		MaxRecipients:   d.maxRecipients,
-		MaxConns:        d.maxConns,
-		ReadTimeout:     d.readTimeout,
-		WriteTimeout:    d.writeTimeout,
-		TLSCert:         d.tlsCert,
-		TLSKey:          d.tlsKey,
-		Workers:         d.workers,
-		Lifetime:        d.lifetime,
-		RetryBase:       d.retryBase,
-		RetryMax:        d.retryMax,
-		DeliveryTimeout: d.deliveryTimeout,
-		DrainTimeout:    d.drainTimeout,
+		Root:               d.root.Root(),
+		Listen:             d.listen,
+		NextHop:            d.nextHop,
+		Allow:              allow,
+		Hostname:           d.hostname,
+		MaxSize:            d.maxSize,
+		MaxRecipients:      d.maxRecipients,
+		MaxConns:           d.maxConns,
+		ReadTimeout:        d.readTimeout,
+		TransactionTimeout: d.transactionTimeout,
+		WriteTimeout:       d.writeTimeout,
+		TLSCert:            d.tlsCert,
+		TLSKey:             d.tlsKey,
+		Workers:            d.workers,
+		Lifetime:           d.lifetime,
+		RetryBase:          d.retryBase,
+		RetryMax:           d.retryMax,
+		DeliveryTimeout:    d.deliveryTimeout,
+		DrainTimeout:       d.drainTimeout,
 	}, nil
 }
 
@@ -129,6 +135,7 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, d *daemonOptions) error 
 	logger := slog.New(slog.NewTextHandler(d.root.stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = logger
 	raiseFileLimit(logger)
+	defer ignoreHangup(logger)()
 	if d.pprof != "" {
 		pl, err := net.Listen("tcp", d.pprof)
 		if err != nil {
@@ -152,6 +159,31 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, d *daemonOptions) error 
 		}
 	}
 	return r.Run(ctx)
+}
+
+// ignoreHangup keeps SIGHUP, whose default action ends the process at once (no drain, the
+// control socket left behind), from killing the relay: it is logged and otherwise ignored
+// until it gets a job of its own. The returned function stops listening for it.
+func ignoreHangup(log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP received and ignored: relayd stops on SIGINT or SIGTERM")
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
 }
 
 // raiseFileLimit lifts the soft open-files limit to the hard one: every SMTP connection and

@@ -47,8 +47,12 @@ it to the next hop with concurrent workers, retrying temporary failures with bac
 and bouncing permanent ones to the sender.
 
 Without a subcommand relayd runs the relay in the foreground until SIGINT or SIGTERM,
-then drains: it stops accepting, lets open transactions finish and leaves the spool
-consistent.
+then drains: it stops accepting, answers idle sessions 421 4.3.2, lets open
+transactions finish and leaves the spool consistent. SIGHUP is logged and ignored.
+
+A transfer that breaks off (read timeout, --transaction-timeout, size or line limit,
+disconnect) gets at most one reply, its connection is closed and nothing of it is
+stored. --read-timeout bounds each read, not a whole transfer.
 
 The install root is --root, else $` + layout.EnvRoot + `, else ` + layout.DefaultRoot + `.
 Settings are read from ROOT/relayd.json, a JSON object whose keys are the long flag

@@ -9,6 +9,7 @@ package smtpload
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -262,6 +263,8 @@ type Sink struct {
 	times []time.Time // arrival time of every message, in order
 	// Reply, when set, decides the answer to each message by its sequence number (nil accepts).
 	reply func(seq int) error
+	keep  bool
+	msgs  [][]byte // every message accepted, as received, when keep is set
 }
 
 // NewSink starts a sink listening on addr (e.g. "127.0.0.1:0").
@@ -290,6 +293,20 @@ func (s *Sink) SetReply(f func(seq int) error) {
 	s.mu.Lock()
 	s.reply = f
 	s.mu.Unlock()
+}
+
+// Keep makes the sink keep every message it accepts from now on, for Messages.
+func (s *Sink) Keep() {
+	s.mu.Lock()
+	s.keep = true
+	s.mu.Unlock()
+}
+
+// Messages returns the messages accepted since Keep, exactly as received, in arrival order.
+func (s *Sink) Messages() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.msgs...)
 }
 
 // Addr is the address the sink listens on.
@@ -377,13 +394,13 @@ func (*sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
 func (*sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
 
 func (ss *sinkSession) Data(r io.Reader) error {
-	br := bufio.NewReader(r)
-	hdr, err := textproto.NewReader(br).ReadMIMEHeader()
+	msg, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("sink: read message: %w", err)
+	}
+	hdr, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(msg))).ReadMIMEHeader()
 	if err != nil && len(hdr) == 0 {
 		return fmt.Errorf("sink: read header: %w", err)
-	}
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return fmt.Errorf("sink: read body: %w", err)
 	}
 	seq, err := strconv.Atoi(strings.TrimSpace(hdr.Get(SeqHeader)))
 	s := ss.s
@@ -403,6 +420,9 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		s.got[seq]++
 	}
 	s.times = append(s.times, time.Now())
+	if s.keep {
+		s.msgs = append(s.msgs, msg)
+	}
 	return nil
 }
 

@@ -4,7 +4,8 @@
 // and would cost two round trips per message.
 //
 // Failures are classified by type, not by text: an *smtp.SMTPError says whether it is temporary;
-// anything else (refused connection, timeout, broken pipe) is temporary.
+// an address no next hop can ever take (ErrBadAddress) is permanent; anything else (refused
+// connection, timeout, broken pipe) is temporary.
 //
 // The relay sees one interface, Deliverer, and one Result type, whatever delivers: a Courier to
 // a configured next hop, a Router that finds each domain's mail exchangers, or a test's fake.
@@ -41,6 +42,20 @@ type Deliverer interface {
 	Deliver(ctx context.Context, from string, rcpts []string, body *io.SectionReader) []Result
 	// Close lets go of what the Deliverer keeps between messages.
 	Close()
+}
+
+// ErrBadAddress marks an address that cannot be sent in an SMTP command at all (a control
+// character would split the command line): retrying can never help, so it fails permanently.
+var ErrBadAddress = errors.New("address cannot be sent over SMTP")
+
+// CheckAddress returns an error wrapping ErrBadAddress if addr holds a control character.
+func CheckAddress(addr string) error {
+	for i := 0; i < len(addr); i++ {
+		if c := addr[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("<%q>: control character %#02x: %w", addr, c, ErrBadAddress)
+		}
+	}
+	return nil
 }
 
 // Courier is one delivery connection to a next hop. It is not safe for concurrent use: each
@@ -142,6 +157,9 @@ func (k *Courier) deliver(ctx context.Context, from string, rcpts []string, body
 		}
 		return res
 	}
+	if err := CheckAddress(from); err != nil {
+		return all(failure(err))
+	}
 	// A connection reused from an earlier message may have been closed by the next hop while
 	// idle; one fresh connection is tried before giving up.
 	for attempt := 0; ; attempt++ {
@@ -176,6 +194,10 @@ func (k *Courier) deliver(ctx context.Context, from string, rcpts []string, body
 	k.dirty = true
 	accepted := 0
 	for i, r := range rcpts {
+		if err := CheckAddress(r); err != nil {
+			res[i] = failure(err)
+			continue
+		}
 		if err := k.c.Rcpt(r, nil); err != nil {
 			var se *smtp.SMTPError
 			if !errors.As(err, &se) {
@@ -198,7 +220,7 @@ func (k *Courier) deliver(ctx context.Context, from string, rcpts []string, body
 	if k.buf == nil {
 		k.buf = make([]byte, 64<<10)
 	}
-	if _, err := io.CopyBuffer(onlyWriter{w}, body, k.buf); err != nil {
+	if _, err := io.CopyBuffer(&lineWrapper{w: w}, body, k.buf); err != nil {
 		k.drop()
 		return k.failAccepted(res, fmt.Errorf("send body: %w", err))
 	}
@@ -216,10 +238,48 @@ func (k *Courier) deliver(ctx context.Context, from string, rcpts []string, body
 	return res
 }
 
-// onlyWriter hides everything but Write, so io.CopyBuffer uses the buffer it is given.
-type onlyWriter struct{ w io.Writer }
+// MaxLineLength is the longest line sent to a next hop, CRLF excluded: RFC 5321 §4.5.3.1.6
+// allows 998 characters. A message received with longer lines (a BDAT chunk is binary and has
+// no line limit) has them broken up on the way out.
+const MaxLineLength = 998
 
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+// lineWrapper breaks lines longer than MaxLineLength by inserting CRLF SPACE, as Postfix does
+// with smtp_line_length_limit: the message still passes, and the break is where a MIME reader
+// takes it least amiss. It also hides everything but Write, so io.CopyBuffer uses its buffer.
+type lineWrapper struct {
+	w   io.Writer
+	col int // characters of the current line written so far, CR excluded
+}
+
+var lineBreak = []byte("\r\n ")
+
+func (lw *lineWrapper) Write(p []byte) (int, error) {
+	start := 0
+	for i, b := range p {
+		switch {
+		case b == '\n':
+			lw.col = 0
+			continue
+		case b == '\r':
+			continue
+		case lw.col < MaxLineLength:
+			lw.col++
+			continue
+		}
+		if _, err := lw.w.Write(p[start:i]); err != nil {
+			return start, err
+		}
+		if _, err := lw.w.Write(lineBreak); err != nil {
+			return i, err
+		}
+		start = i
+		lw.col = 2 // the space and b
+	}
+	if _, err := lw.w.Write(p[start:]); err != nil {
+		return start, err
+	}
+	return len(p), nil
+}
 
 // failAccepted turns the accepted recipients' results into err's failure.
 func (k *Courier) failAccepted(res []Result, err error) []Result {
@@ -240,6 +300,9 @@ func failure(err error) Result {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
 		return Result{Temporary: se.Temporary(), Reply: reply(se)}
+	}
+	if errors.Is(err, ErrBadAddress) {
+		return Result{Reply: "553 5.1.3 " + err.Error()}
 	}
 	return Result{Temporary: true, Reply: err.Error()}
 }

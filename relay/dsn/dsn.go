@@ -56,7 +56,7 @@ func Build(r Report) ([]byte, error) {
 		if rc.Expired {
 			why = "gave up after the message's queue lifetime; last error: " + why
 		}
-		fmt.Fprintf(tw, "<%s>: %s\r\n", rc.Address, oneLine(why))
+		fmt.Fprintf(tw, "<%s>: %s\r\n", printable(rc.Address), oneLine(why))
 	}
 
 	status := textproto.MIMEHeader{}
@@ -71,7 +71,7 @@ func Build(r Report) ([]byte, error) {
 		fmt.Fprintf(sw, "Arrival-Date: %s\r\n", r.Arrival.UTC().Format(time.RFC1123Z))
 	}
 	for _, rc := range r.Recipients {
-		fmt.Fprintf(sw, "\r\nFinal-Recipient: rfc822; %s\r\n", rc.Address)
+		fmt.Fprintf(sw, "\r\nFinal-Recipient: rfc822; %s\r\n", printable(rc.Address))
 		fmt.Fprintf(sw, "Action: failed\r\n")
 		fmt.Fprintf(sw, "Status: %s\r\n", permanent(rc.Status))
 		if rc.RemoteMTA != "" {
@@ -99,7 +99,7 @@ func Build(r Report) ([]byte, error) {
 
 	var out bytes.Buffer
 	fmt.Fprintf(&out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", r.ReportingMTA)
-	fmt.Fprintf(&out, "To: <%s>\r\n", r.Sender)
+	fmt.Fprintf(&out, "To: <%s>\r\n", printable(r.Sender))
 	fmt.Fprintf(&out, "Subject: Undelivered Mail Returned to Sender\r\n")
 	fmt.Fprintf(&out, "Date: %s\r\n", r.Date.UTC().Format(time.RFC1123Z))
 	fmt.Fprintf(&out, "Message-ID: %s\r\n", r.MessageID)
@@ -119,6 +119,20 @@ func permanent(status string) string {
 		return "5.0.0"
 	}
 	return status
+}
+
+// printable escapes control characters in an address, so that an address accepted before
+// they were refused cannot split a header line of the notification.
+func printable(addr string) string {
+	var b strings.Builder
+	for i := 0; i < len(addr); i++ {
+		if c := addr[i]; c < 0x20 || c == 0x7f {
+			fmt.Fprintf(&b, "\\x%02x", c)
+			continue
+		}
+		b.WriteByte(addr[i])
+	}
+	return b.String()
 }
 
 func oneLine(s string) string {

@@ -3,9 +3,19 @@
 // 250 only after the queue has stored the message durably, with the message's queue id in the
 // reply.
 //
-// It also owns the connection limits that go-smtp leaves to its user (a cap on simultaneous
-// connections) and a graceful drain: on Shutdown idle connections are closed at once, while a
-// connection in the middle of a transaction may finish it.
+// It also owns what go-smtp leaves to its user or gets wrong for a relay (see conn.go):
+//
+//   - one rule for every transfer that breaks off (read timeout, over-long line, size exceeded,
+//     disconnect or half-close, I/O error): at most one reply, the connection is closed, nothing of
+//     the transaction is stored, and no byte after the break reaches the session as a command;
+//   - timeouts per read (RFC 5321 §4.5.3.2), plus a total limit per transaction;
+//   - one size limit: a message of exactly MaxSize bytes passes, whether announced with EHLO's
+//     SIZE and MAIL's SIZE= or sent with DATA or BDAT;
+//   - body lines longer than MaxLineLength are refused with one permanent reply (BDAT chunks are
+//     binary and have no line limit);
+//   - a cap on simultaneous connections that clients outside the allowed networks never use
+//     (they are refused at the greeting), and a graceful drain: on Shutdown idle sessions get
+//     421 4.3.2 and are closed, while a session in the middle of a transaction may finish it.
 package smtpd
 
 import (
@@ -42,12 +52,18 @@ type Config struct {
 	MaxSize       int64          // largest message accepted, bytes
 	MaxRecipients int
 	MaxConns      int // simultaneous connections; more are answered 421 and closed
+	// MaxLineLength is the longest body line of a DATA transfer, without its CRLF (2000); a
+	// longer one makes the message fail permanently. Command lines are capped at commandLimit.
 	MaxLineLength int
-	ReadTimeout   time.Duration
-	WriteTimeout  time.Duration
-	TLS           *tls.Config // enables STARTTLS when set
-	Queue         Acceptor
-	Logger        *slog.Logger
+	// ReadTimeout is how long one read may wait for the client (5 minutes): a sender that is slow
+	// but steady is never cut off by it.
+	ReadTimeout time.Duration
+	// TransactionTimeout bounds a whole transaction, from MAIL to the end of its data (1 hour).
+	TransactionTimeout time.Duration
+	WriteTimeout       time.Duration
+	TLS                *tls.Config // enables STARTTLS when set
+	Queue              Acceptor
+	Logger             *slog.Logger
 }
 
 // Counter names.
@@ -56,7 +72,14 @@ const (
 	CountConnections = "connections" // connections accepted
 	CountOverload    = "overload"    // connections turned away by MaxConns
 	CountRejected    = "rejected"    // transactions that failed (too big, broken off, spool error)
+	CountBrokenOff   = "broken_off"  // connections closed by the break-off rule
 )
+
+// commandLimit caps a command line, to bound the memory a client can make a session hold. It is
+// enforced by go-smtp's line reader, which also sees the first bytes of a pipelined BDAT chunk
+// (up to its 4 KiB read buffer) before it knows they are a chunk: the cap leaves room for them,
+// so a binary chunk is never taken for an over-long line.
+const commandLimit = 16 << 10
 
 // Server is the SMTP intake.
 type Server struct {
@@ -67,14 +90,16 @@ type Server struct {
 
 	refused, conns, overload, rejected atomic.Uint64
 
+	brokenOff atomic.Uint64
+
 	draining atomic.Bool
 	mu       sync.Mutex
-	open     map[net.Conn]*connState
+	open     map[*conn]struct{}
 	slots    chan struct{}
-}
+	lingers  sync.WaitGroup // connections being closed after a broken transfer or a refusal
 
-type connState struct {
-	busy atomic.Bool // inside a transaction (MAIL seen, not yet finished or reset)
+	// sizeWrong and sizeRight are the EHLO SIZE lines go-smtp writes and the ones sent instead.
+	sizeWrong, sizeRight [2][]byte
 }
 
 // New returns an intake server; Serve starts it.
@@ -97,17 +122,27 @@ func New(cfg Config) *Server {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 5 * time.Minute
 	}
+	if cfg.TransactionTimeout <= 0 {
+		cfg.TransactionTimeout = time.Hour
+	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = time.Minute
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, open: make(map[net.Conn]*connState), slots: make(chan struct{}, cfg.MaxConns)}
+	s := &Server{cfg: cfg, log: cfg.Logger, open: make(map[*conn]struct{}), slots: make(chan struct{}, cfg.MaxConns)}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	for i, sep := range []string{"-", " "} {
+		s.sizeWrong[i] = fmt.Appendf(nil, "250%sSIZE %d\r\n", sep, cfg.MaxSize+1)
+		s.sizeRight[i] = fmt.Appendf(nil, "250%sSIZE %d\r\n", sep, cfg.MaxSize)
+	}
 	srv := smtp.NewServer(s)
 	srv.Domain = cfg.Hostname
-	srv.MaxMessageBytes = cfg.MaxSize
+	// go-smtp's DATA reader refuses a message of exactly its limit (it fails as soon as its
+	// budget is spent, before it sees the end marker): it gets one byte more, the session
+	// enforces MaxSize itself for DATA, BDAT and MAIL SIZE=, and fixReply corrects EHLO's SIZE.
+	srv.MaxMessageBytes = cfg.MaxSize + 1
 	srv.MaxRecipients = cfg.MaxRecipients
-	srv.MaxLineLength = cfg.MaxLineLength
-	srv.ReadTimeout = cfg.ReadTimeout
+	srv.MaxLineLength = max(commandLimit, cfg.MaxLineLength+4<<10)
+	srv.ReadTimeout = 0 // conn sets a deadline per read
 	srv.WriteTimeout = cfg.WriteTimeout
 	srv.TLSConfig = cfg.TLS
 	srv.ErrorLog = slogAdapter{cfg.Logger}
@@ -122,6 +157,7 @@ func (s *Server) Counters() map[string]uint64 {
 		CountConnections: s.conns.Load(),
 		CountOverload:    s.overload.Load(),
 		CountRejected:    s.rejected.Load(),
+		CountBrokenOff:   s.brokenOff.Load(),
 	}
 }
 
@@ -134,10 +170,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting connections, closes idle ones, and waits for the ones inside a
-// transaction to finish it; when ctx ends first it closes them all.
+// Shutdown stops accepting connections, ends idle sessions with 421 4.3.2, and waits for the
+// ones inside a transaction to finish it; when ctx ends first it closes them all.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	defer s.lingers.Wait()
 	done := make(chan error, 1)
 	go func() { done <- s.srv.Shutdown(context.Background()) }()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -159,19 +196,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// closeIdle ends every connection that is not inside a transaction. The write side is shut
-// first so that a reply already written still reaches the client.
+// closeIdle ends every session that is not inside a transaction, at its next read.
 func (s *Server) closeIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c, st := range s.open {
-		if st.busy.Load() {
-			continue
-		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.CloseWrite()
-		}
-		c.SetReadDeadline(time.Now())
+	for c := range s.open {
+		c.drain()
 	}
 }
 
@@ -187,39 +217,50 @@ func (l *listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		s := l.s
+		// A client that may not relay is refused at the greeting, before it takes a slot:
+		// otherwise anyone who can connect could hold every slot with idle sessions.
+		if !s.allowed(remoteIP(c)) {
+			s.refused.Add(1)
+			s.refuse(c, "554 5.7.1 "+s.cfg.Hostname+" Relay access denied: your address is not allowed to send through this relay\r\n")
+			continue
+		}
 		select {
 		case s.slots <- struct{}{}:
 		default:
 			s.overload.Add(1)
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			io.WriteString(c, "421 4.7.0 Too many connections, try again later\r\n")
-			c.Close()
+			s.refuse(c, "421 4.7.0 Too many connections, try again later\r\n")
 			continue
 		}
 		s.conns.Add(1)
-		tc := &trackedConn{Conn: c, s: s, st: &connState{}}
+		gc := &conn{Conn: c, s: s, st: &connState{}, idle: s.cfg.ReadTimeout}
 		s.mu.Lock()
-		s.open[c] = tc.st
+		s.open[gc] = struct{}{}
 		s.mu.Unlock()
-		return tc, nil
+		return gc, nil
 	}
 }
 
-type trackedConn struct {
-	net.Conn
-	s    *Server
-	st   *connState
-	once sync.Once
+// refuse answers a connection that is not served and closes it, without holding up Accept.
+func (s *Server) refuse(c net.Conn, reply string) {
+	s.lingers.Go(func() {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(lingerTime))
+		if _, err := io.WriteString(c, reply); err != nil {
+			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		io.Copy(io.Discard, io.LimitReader(c, lingerBytes))
+	})
 }
 
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.s.mu.Lock()
-		delete(c.s.open, c.Conn)
-		c.s.mu.Unlock()
-		<-c.s.slots
-	})
-	return c.Conn.Close()
+func remoteIP(c net.Conn) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // NewSession implements smtp.Backend.
@@ -228,15 +269,12 @@ func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
-	sess := &session{s: s, conn: c, start: time.Now(), helo: c.Hostname()}
-	if tc, ok := nc.(*trackedConn); ok {
-		sess.st = tc.st
-	} else {
-		sess.st = &connState{}
+	gc, ok := nc.(*conn)
+	if !ok {
+		return nil, fmt.Errorf("smtpd: connection %T not accepted by this server", nc)
 	}
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
-		sess.ip = ap.Addr().Unmap()
-	}
+	gc.top.Store(c)
+	sess := &session{s: s, conn: c, gc: gc, start: time.Now(), helo: c.Hostname(), ip: remoteIP(nc)}
 	sess.allowed = s.allowed(sess.ip)
 	return sess, nil
 }
@@ -254,16 +292,31 @@ func (s *Server) allowed(ip netip.Addr) bool {
 }
 
 var (
-	errRelayDenied = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied: your address is not allowed to send through this relay"}
-	errDraining    = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
-	errBrokenData  = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message not stored: transfer broken off"}
-	errSpool       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message not stored: local error, try again later"}
+	errRelayDenied  = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied: your address is not allowed to send through this relay"}
+	errDraining     = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
+	errBrokenOff    = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Transfer broken off, closing connection"}
+	errNestedMail   = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Bad sequence of commands: a transaction is already open"}
+	errNoRecipients = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
+	errSpool        = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message not stored: local error, try again later"}
+	errTooBig       = errors.New("message exceeds the size limit")
+	errLongLine     = errors.New("message line too long")
 )
+
+// The replies of the break-off rule, written by conn.poison.
+const (
+	replyTimeout  = "421 4.4.2 Timeout waiting for client input, closing connection\r\n"
+	replyShutdown = "421 4.3.2 Service shutting down, closing connection\r\n"
+	replyTooBig   = "552 5.3.4 Message size exceeds fixed maximum message size, closing connection\r\n"
+	replyLongLine = "500 5.5.2 Message line too long, closing connection\r\n"
+)
+
+// maxPath is RFC 5321's limit on a forward or reverse path, angle brackets excluded.
+const maxPath = 254
 
 type session struct {
 	s       *Server
 	conn    *smtp.Conn
-	st      *connState
+	gc      *conn
 	ip      netip.Addr
 	helo    string
 	allowed bool
@@ -278,11 +331,11 @@ type session struct {
 func (ss *session) Reset() {
 	ss.from = ""
 	ss.rcpts = ss.rcpts[:0]
-	ss.st.busy.Store(false)
+	ss.gc.endTransaction()
 }
 
 func (ss *session) Logout() error {
-	ss.st.busy.Store(false)
+	ss.gc.endTransaction()
 	if ss.s.log.Enabled(context.Background(), slog.LevelDebug) {
 		ss.s.log.Debug("smtp session", "client", ss.ip.String(), "helo", ss.helo,
 			"accepted", ss.accepted, "failed", ss.failed, "refused", ss.refused,
@@ -292,32 +345,84 @@ func (ss *session) Logout() error {
 }
 
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	if ss.gc.poisoned.Load() {
+		return errBrokenOff
+	}
 	if !ss.allowed {
 		ss.refused++
 		ss.s.refused.Add(1)
 		return errRelayDenied
 	}
 	if ss.s.draining.Load() {
-		return errDraining
+		// A MAIL read before the drain began: the session ends here, with the one 421.
+		ss.gc.poison(replyShutdown)
+		return errBrokenOff
 	}
-	ss.st.busy.Store(true)
+	if ss.gc.st.busy.Load() {
+		// go-smtp lets a second MAIL through and keeps the recipients it has: the session
+		// would then hold a sender for recipients it no longer knows.
+		return errNestedMail
+	}
+	if err := checkPath(from); err != nil {
+		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address: " + err.Error()}
+	}
+	if opts != nil && opts.Size > ss.s.cfg.MaxSize {
+		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed maximum message size"}
+	}
+	ss.gc.startTransaction(ss.s.cfg.TransactionTimeout)
 	ss.from = from
 	ss.rcpts = ss.rcpts[:0]
 	return nil
 }
 
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if ss.gc.poisoned.Load() {
+		return errBrokenOff
+	}
 	if !ss.allowed {
 		ss.refused++
 		ss.s.refused.Add(1)
 		return errRelayDenied
 	}
+	if err := checkPath(to); err != nil || to == "" {
+		if err == nil {
+			err = errors.New("empty")
+		}
+		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address: " + err.Error()}
+	}
 	ss.rcpts = append(ss.rcpts, to)
 	return nil
 }
 
+// checkPath refuses what no next hop could ever take: control characters (a CR or LF would
+// split the command that carries the address) and paths longer than RFC 5321 allows.
+func checkPath(addr string) error {
+	if len(addr) > maxPath {
+		return fmt.Errorf("longer than %d characters", maxPath)
+	}
+	for i := 0; i < len(addr); i++ {
+		if c := addr[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("control character %#02x", c)
+		}
+	}
+	return nil
+}
+
+// Data reads a message from a DATA or BDAT transfer and stores it. A transfer that breaks off
+// poisons the connection (see conn): the client gets at most that one reply, the connection is
+// closed and nothing is stored.
 func (ss *session) Data(r io.Reader) error {
 	s := ss.s
+	gc := ss.gc
+	if gc.poisoned.Load() {
+		// go-smtp may parse a DATA out of bytes it read before the break: refuse it unread.
+		return errBrokenOff
+	}
+	if len(ss.rcpts) == 0 {
+		return errNoRecipients
+	}
+	// BDAT hands the chunks over through a pipe; DATA through go-smtp's dot-unstuffing reader.
+	_, bdat := r.(*io.PipeReader)
 	buf := s.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -325,14 +430,32 @@ func (ss *session) Data(r io.Reader) error {
 			s.bufs.Put(buf)
 		}
 	}()
-	if _, err := buf.ReadFrom(r); err != nil {
+	lr := &limitReader{r: r, left: s.cfg.MaxSize}
+	if !bdat {
+		lr.lineMax = s.cfg.MaxLineLength
+	}
+	_, err := buf.ReadFrom(lr)
+	if err == nil && bdat && gc.sawEOF.Load() {
+		// go-smtp reads a BDAT chunk through an io.LimitReader, which takes EOF for the end
+		// of the chunk: a last chunk cut short by a disconnect or a half-close looks complete.
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil && gc.poisoned.Load() {
+		err = errBrokenOff
+	}
+	if err != nil {
 		ss.failed++
 		s.rejected.Add(1)
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			return se // e.g. 552 message too large
+		switch {
+		case errors.Is(err, errTooBig), errors.Is(err, smtp.ErrDataTooLarge):
+			gc.poison(replyTooBig)
+		case errors.Is(err, errLongLine), errors.Is(err, smtp.ErrTooLongLine):
+			gc.poison(replyLongLine)
+		default:
+			gc.poison("") // timeout (already answered), disconnect, I/O error
 		}
-		return errBrokenData
+		s.log.Debug("smtp: transfer broken off", "client", ss.ip.String(), "err", err)
+		return errBrokenOff
 	}
 	body := buf.Bytes()
 	now := time.Now().UTC()
@@ -365,6 +488,38 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.accepted++
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK queued as " + id}
+}
+
+// limitReader fails a transfer as soon as it exceeds the size limit or, for DATA, the line
+// length limit, so that the client is answered at that point and not after the whole message.
+type limitReader struct {
+	r       io.Reader
+	left    int64 // bytes still allowed
+	lineMax int   // 0: no line limit
+	line    int   // bytes of the current line so far, CRLF excluded
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if int64(n) > l.left {
+		return 0, errTooBig
+	}
+	l.left -= int64(n)
+	if l.lineMax > 0 {
+		for _, b := range p[:n] {
+			switch b {
+			case '\n':
+				l.line = 0
+			case '\r':
+			default:
+				l.line++
+				if l.line > l.lineMax {
+					return 0, errLongLine
+				}
+			}
+		}
+	}
+	return n, err
 }
 
 func firstOr(s []string) string {

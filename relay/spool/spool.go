@@ -18,7 +18,11 @@
 // an old segment: it starts a new one.
 //
 // A segment is deleted once no live message has a record in it and every older segment is gone,
-// so that a removal record never outlives the message it removes.
+// so that a removal record never outlives the message it removes. Its file is closed at once:
+// an unlinked file that stays open keeps its space. For the space of delivered mail to come back
+// within seconds whatever the segment size, the current segment is also left by age (once it
+// holds minRotate bytes and is older than Options.SegmentAge), and, when everything in it was
+// delivered, as soon as it is that old even if nothing more arrives.
 package spool
 
 import (
@@ -59,6 +63,12 @@ const (
 	maxRecord = 256 << 20
 	// segmentSize is the size after which the committer starts a new segment.
 	defaultSegmentSize = 64 << 20
+	// defaultSegmentAge is the age after which the committer starts a new segment, once the
+	// current one holds minRotate bytes or nothing live.
+	defaultSegmentAge = time.Second
+	// minRotate keeps a relay under steady load from starting a segment more often than once
+	// per this many bytes.
+	minRotate = 1 << 20
 	// maxBatch bounds how many records one commit writes.
 	maxBatch = 512
 	// lazySync bounds how long records nobody waits for (state changes, removals) stay unsynced.
@@ -136,6 +146,8 @@ type segment struct {
 	fd   int // of f, for fdatasync without going through the poller
 	size int64
 	live int // messages with a record in this segment that are not removed
+	// born is when the committer started writing the segment (zero for a segment read back).
+	born time.Time
 }
 
 // Spool is an open spool directory.
@@ -144,6 +156,7 @@ type Spool struct {
 	dir         string
 	log         *slog.Logger
 	segmentSize int64
+	segmentAge  time.Duration
 
 	reqs    chan *request
 	stopped chan struct{}
@@ -161,7 +174,10 @@ type Spool struct {
 // Options tune a spool; the zero value is fine.
 type Options struct {
 	SegmentSize int64 // start a new segment after this many bytes (default 64 MiB)
-	Logger      *slog.Logger
+	// SegmentAge starts a new segment after this long (default 1s), so that a segment whose
+	// messages were all delivered is deleted soon whatever its size.
+	SegmentAge time.Duration
+	Logger     *slog.Logger
 }
 
 // Open opens (creating if needed) the spool in dir, reads back every live message, starts a
@@ -184,6 +200,7 @@ func Open(dir string, opts Options) (*Spool, []Message, error) {
 		dir:         dir,
 		log:         opts.Logger,
 		segmentSize: opts.SegmentSize,
+		segmentAge:  opts.SegmentAge,
 		reqs:        make(chan *request, 1024),
 		stopped:     make(chan struct{}),
 		quit:        make(chan struct{}),
@@ -195,6 +212,9 @@ func Open(dir string, opts Options) (*Spool, []Message, error) {
 	}
 	if s.segmentSize <= 0 {
 		s.segmentSize = defaultSegmentSize
+	}
+	if s.segmentAge <= 0 {
+		s.segmentAge = defaultSegmentAge
 	}
 	msgs, last, err := s.recover()
 	if err != nil {
@@ -389,7 +409,7 @@ func (s *Spool) rotate(seq uint64) error {
 		os.Remove(path)
 		return err
 	}
-	seg := &segment{seq: seq, f: f, fd: int(f.Fd())}
+	seg := &segment{seq: seq, f: f, fd: int(f.Fd()), born: time.Now()}
 	s.mu.Lock()
 	s.segs[seq] = seg
 	s.order = append(s.order, seq)
@@ -513,6 +533,8 @@ func (s *Spool) commit() {
 	dirty := false
 	lazy := time.NewTimer(time.Hour)
 	lazy.Stop()
+	age := time.NewTicker(s.segmentAge)
+	defer age.Stop()
 	defer func() {
 		if dirty {
 			s.sync()
@@ -525,6 +547,13 @@ func (s *Spool) commit() {
 		case <-lazy.C:
 			if dirty {
 				s.sync()
+				dirty = false
+			}
+			continue
+		case <-age.C:
+			// Nothing may arrive for a while: a segment whose messages all left is left by
+			// age here, so that it can be deleted.
+			if s.idleRotate() {
 				dirty = false
 			}
 			continue
@@ -574,9 +603,30 @@ func (s *Spool) sync() {
 	}
 }
 
+// idleRotate starts a new segment when the current one is old enough and holds nothing live,
+// and reports whether it did (the old segment was synced first).
+func (s *Spool) idleRotate() bool {
+	cur := s.cur
+	s.mu.Lock()
+	idle := cur.live == 0 && cur.size > 0 && time.Since(cur.born) >= s.segmentAge
+	s.mu.Unlock()
+	if !idle {
+		return false
+	}
+	syscall.Fdatasync(cur.fd)
+	if err := s.rotate(cur.seq + 1); err != nil {
+		s.log.Error("spool: cannot start a new segment", "err", err)
+		return false
+	}
+	s.broken = false
+	s.gc()
+	return true
+}
+
 func (s *Spool) writeBatch(batch []*request, buf *[]byte, sync bool) error {
 	cur := s.cur
-	if cur.size >= s.segmentSize || s.broken {
+	old := cur.size >= minRotate && time.Since(cur.born) >= s.segmentAge
+	if cur.size >= s.segmentSize || s.broken || old {
 		// Records in the old segment that nobody waited for become durable before it is left.
 		syscall.Fdatasync(cur.fd)
 		if err := s.rotate(cur.seq + 1); err != nil {
@@ -661,12 +711,14 @@ func (s *Spool) gc() {
 	}
 	s.mu.Unlock()
 	for _, seg := range drop {
-		// The file is not closed here: a delivery that started before its message was moved
-		// may still read it. Its name goes now; the descriptor is closed by os.File's cleanup
-		// once no reader holds it.
+		// Closed at once, because an unlinked file keeps its space while it is open. Nothing
+		// live has a record in it; the one reader that may remain is a delivery of a message
+		// that compaction moved while the delivery started, whose read then fails and is
+		// retried from the message's new place.
 		if err := os.Remove(seg.f.Name()); err != nil {
 			s.log.Warn("spool: cannot remove segment", "err", err)
 		}
+		seg.f.Close()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -339,4 +340,73 @@ func BenchmarkPut(b *testing.B) {
 			})
 		})
 	}
+}
+
+// Delivered messages give their space back within seconds, however large the segment size:
+// the segment is left by age and deleted, and its file closed (a deleted file that stays open
+// keeps its space, which the file system's free count shows and a directory listing does not).
+func TestDeliveredSpaceComesBackBySegmentAge(t *testing.T) {
+	for _, segSize := range []int64{64 << 20, 1 << 30} {
+		t.Run(fmt.Sprint(segSize), func(t *testing.T) {
+			dir := t.TempDir()
+			s, _, err := Open(dir, Options{SegmentSize: segSize, SegmentAge: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			body := string(bytes.Repeat([]byte("x"), 4096))
+			for i := range 600 { // 2.4 MB: above the size under which a busy segment stays
+				put(t, s, fmt.Sprint("M", i), body)
+			}
+			for i := range 600 {
+				if err := s.Remove(fmt.Sprint("M", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				used, open := spoolBytes(t, dir), openSegments(t, dir)
+				if used == 0 && open <= 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after 5 s the spool still holds %d bytes in segments, %d segment files open", used, open)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// spoolBytes is the size of the segment files in dir.
+func spoolBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && filepath.Ext(e.Name()) == ".log" {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// openSegments counts this process's open descriptors on segment files of dir, deleted or not.
+func openSegments(t *testing.T, dir string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && filepath.Dir(target) == dir && filepath.Ext(strings.TrimSuffix(target, " (deleted)")) == ".log" {
+			n++
+		}
+	}
+	return n
 }
