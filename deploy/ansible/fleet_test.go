@@ -11,11 +11,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -91,8 +94,10 @@ type fleet struct {
 	hosts     []*host
 }
 
-// newFleet builds the binaries, packs SP2, KB910618 and a broken hotfix with a key made now, and
-// starts n relays on SP2, each with its own root, loopback port and counting next hop.
+// newFleet builds the binaries, packs SP2, KB910618 and a broken hotfix with a key made now,
+// publishes SP2 and KB910618 in a repository served on loopback, and starts n relays on SP2, each
+// with its own root, loopback port and counting next hop. The inventory names the repository as
+// relayfix_source, which hotfix.yml adds to a host that does not have it yet.
 func newFleet(t *testing.T, n int) *fleet {
 	t.Helper()
 	f := &fleet{playbook: needTool(t, "ansible-playbook"), env: ansibleEnv(t)}
@@ -104,6 +109,11 @@ func newFleet(t *testing.T, n int) *fleet {
 	f.hotfix = bins.Hotfix
 	sp2, kb, bad := f.packPackages(t, dir, bins)
 	f.kb, f.bad = kb, bad
+	repo := filepath.Join(dir, "repo")
+	f.run(t, "", "repo", "init", repo)
+	f.run(t, "", "repo", "add", repo, sp2, kb, "--pubkey", f.pub)
+	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(repo, "repository"))))
+	t.Cleanup(srv.Close)
 
 	var inv strings.Builder
 	inv.WriteString("[relays]\n")
@@ -119,7 +129,8 @@ func newFleet(t *testing.T, n int) *fleet {
 		fmt.Fprintf(&inv, "%s relayfix_root=%s\n", h.name, h.root)
 		f.hosts = append(f.hosts, h)
 	}
-	fmt.Fprintf(&inv, "\n[relays:vars]\nansible_connection=local\nansible_python_interpreter={{ ansible_playbook_python }}\nrelayfix_hotfix=%s\n", f.hotfix)
+	fmt.Fprintf(&inv, "\n[relays:vars]\nansible_connection=local\nansible_python_interpreter={{ ansible_playbook_python }}\nrelayfix_hotfix=%s\nrelayfix_source=%s\nrelayfix_source_trust=%s\n",
+		f.hotfix, srv.URL, filepath.Join(repo, "repository", "1.root.json"))
 	f.inventory = filepath.Join(dir, "inventory.ini")
 	if err := os.WriteFile(f.inventory, []byte(inv.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -261,6 +272,46 @@ func (f *fleet) wantMsgtrack(t *testing.T, version string, ok func(health string
 	}
 }
 
+// checkReport is what `hotfix check --json` says of a root, as far as the fleet table shows it.
+type checkReport struct {
+	Product  string
+	Packages []struct{ ID, State string }
+	Problems []checkProblem
+}
+
+type checkProblem struct {
+	Program, Build, Signature string
+	FixedBy                   string `json:"fixed_by"`
+}
+
+// key names a known problem apart from its count, which grows under load.
+func (p checkProblem) key() string {
+	return fmt.Sprintf("%s %s crashed (%s): %s fixes this", p.Program, p.Build, p.Signature, p.FixedBy)
+}
+
+// problemLine is a known problem as the fleet table says it.
+var problemLine = regexp.MustCompile(`^(\S+ \S+ crashed) \d+ times? (\(.*\): \S+ fixes this) `)
+
+// lineKey is the key of the problem a line of the fleet table says, or the line itself if it
+// says none.
+func lineKey(line string) string {
+	m := problemLine.FindStringSubmatch(line)
+	if m == nil {
+		return line
+	}
+	return m[1] + " " + m[2]
+}
+
+func (f *fleet) check(t *testing.T, h *host) checkReport {
+	t.Helper()
+	var r checkReport
+	out := f.run(t, h.root, "check", "--json")
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%s: check --json: %v\n%s", h.name, err, out)
+	}
+	return r
+}
+
 type historyEntry struct {
 	Package, Action, Result string
 	Start, End              time.Time
@@ -378,12 +429,18 @@ func TestFleetRolloutUnderLoad(t *testing.T) {
 		}
 	}
 
-	// The rollout: a canary, then 25% (one host), then the rest.
-	out = f.play(t, 0, "hotfix.yml", "-e", "relayfix_package="+f.kb)
+	// The rollout, by id from the repository: a canary, then 25% (one host), then the rest. Each
+	// host first gains the inventory's source (one change), then the package (another).
+	out = f.play(t, 0, "hotfix.yml", "-e", "relayfix_package=KB910618")
 	if n := strings.Count(out, "PLAY [Roll out a relayfix hotfix]"); n != 3 {
 		t.Errorf("rollout ran %d batches, want 3 (1, 25%%, 100%%)\n%s", n, out)
 	}
-	f.wantRecap(t, "rollout", out, 1)
+	f.wantRecap(t, "rollout", out, 2)
+	for _, h := range f.hosts {
+		if !strings.Contains(out, h.name+": applied KB910618 (committed): bin/msgtrack 6.5.7638.1 -> 6.5.7651.45") {
+			t.Errorf("%s: the rollout by id does not say what it applied\n%s", h.name, out)
+		}
+	}
 	f.wantMsgtrack(t, "6.5.7651.45", healthy)
 	applied := map[string]historyEntry{}
 	for _, h := range f.hosts {
@@ -435,8 +492,8 @@ func TestFleetRolloutUnderLoad(t *testing.T) {
 		}
 	}
 
-	// A second run changes nothing anywhere.
-	out = f.play(t, 0, "hotfix.yml", "-e", "relayfix_package="+f.kb)
+	// A second run changes nothing anywhere: the hosts have the source and the package.
+	out = f.play(t, 0, "hotfix.yml", "-e", "relayfix_package=KB910618")
 	f.wantRecap(t, "second run", out, 0)
 	for _, h := range f.hosts {
 		if !strings.Contains(out, h.name+": KB910618 is already installed; nothing to do") {
@@ -490,7 +547,13 @@ func TestFleetRolloutUnderLoad(t *testing.T) {
 	}
 	tracking(t, f.hosts[0], "6.5.7651.45", healthy)
 
-	// check.yml: the fleet table says what each host's hotfix list says.
+	// check.yml: the fleet table says what each host's hotfix list and hotfix check --json say.
+	// Crash records only accumulate under load, so the problems the table shows must include
+	// those check saw before the play and be among those it sees after.
+	checked := map[string]checkReport{}
+	for _, h := range f.hosts {
+		checked[h.name] = f.check(t, h)
+	}
 	report := filepath.Join(t.TempDir(), "fleet.json")
 	out = f.play(t, 0, "check.yml", "-e", "relayfix_check_report="+report)
 	b, err := os.ReadFile(report)
@@ -498,25 +561,60 @@ func TestFleetRolloutUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	var states map[string]struct {
-		Product  map[string]any
-		Packages []map[string]any
+		Product  string
+		Packages []struct{ ID, State, Reason string }
 		Files    []map[string]any
+		Problems []string
 	}
 	if err := json.Unmarshal(b, &states); err != nil {
 		t.Fatalf("fleet report: %v\n%s", err, b)
 	}
 	for _, h := range f.hosts {
 		rows, msgtrack := f.installed(t, h)
+		after := f.check(t, h)
 		st, ok := states[h.name]
 		if !ok || !reflect.DeepEqual(st.Files, rows) {
 			t.Errorf("%s: the fleet report's files\n%v\ndiffer from hotfix list\n%v", h.name, st.Files, rows)
 		}
-		pkgs := "SP2 installed"
-		if msgtrack == "6.5.7651.45" {
-			pkgs += ", KB910618 installed"
+		var pkgs []string
+		for _, p := range after.Packages {
+			pkgs = append(pkgs, p.ID+" "+p.State)
 		}
-		want := regexp.MustCompile(`"` + h.name + `\s+relayfix 6\.5\.7638 SP2\s+` + pkgs + `\s+msgtrack ` + regexp.QuoteMeta(msgtrack) +
-			`, relayd 6\.5\.7638\.1\s+not known to hotfix list"`)
+		var got []string
+		for _, p := range st.Packages {
+			got = append(got, p.ID+" "+p.State)
+		}
+		if st.Product != after.Product || !reflect.DeepEqual(got, pkgs) {
+			t.Errorf("%s: the fleet report says %q %v, hotfix check --json %q %v", h.name, st.Product, got, after.Product, pkgs)
+		}
+		kb := "applicable"
+		if msgtrack == "6.5.7651.45" {
+			kb = "installed"
+		}
+		if want := []string{"KB910618 " + kb, "SP2 installed"}; !reflect.DeepEqual(pkgs, want) {
+			t.Errorf("%s: hotfix check --json says %v, want %v with msgtrack %s", h.name, pkgs, want, msgtrack)
+		}
+		seen := map[string]bool{}
+		for _, p := range st.Problems {
+			seen[lineKey(p)] = true
+		}
+		for _, p := range checked[h.name].Problems {
+			if !seen[p.key()] {
+				t.Errorf("%s: hotfix check saw %q before the play, the fleet report only %q", h.name, p.key(), st.Problems)
+			}
+		}
+		for k := range seen {
+			if !slices.ContainsFunc(after.Problems, func(p checkProblem) bool { return p.key() == k }) {
+				t.Errorf("%s: the fleet report shows %q, which hotfix check does not: %+v", h.name, k, after.Problems)
+			}
+		}
+		problems := `none seen`
+		if len(st.Problems) > 0 {
+			problems = `msgtrack 6\.5\.7638\.1 crashed \d+ times? \(nil pointer dereference in relayfix/relay/trackplugin\.recordsFor\): KB910618 fixes this \S+ hotfix apply KB910618`
+		}
+		t.Logf("%s: %s, %v, problems %q", h.name, st.Product, got, st.Problems)
+		want := regexp.MustCompile(`"` + h.name + `\s+service pack 2 \(relayfix 6\.5\.7638\)\s+KB910618 ` + kb + `, SP2 installed\s+msgtrack ` +
+			regexp.QuoteMeta(msgtrack) + `, relayd 6\.5\.7638\.1\s+` + problems + `"`)
 		if !want.MatchString(out) {
 			t.Errorf("%s: no table row %s in\n%s", h.name, want, out)
 		}
