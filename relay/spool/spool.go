@@ -23,6 +23,24 @@
 // within seconds whatever the segment size, the current segment is also left by age (once it
 // holds minRotate bytes and is older than Options.SegmentAge), and, when everything in it was
 // delivered, as soon as it is that old even if nothing more arrives.
+//
+// # Handing the spool to a new relayd
+//
+// A live upgrade runs two relayd processes on one spool for a moment: the old one finishes its
+// open transactions and deliveries while the new one already takes mail. Two processes never
+// append to the same file. The new one opens the spool as its successor (Options.Successor): it
+// takes the lock "lock.next" instead of "lock", reads nothing, and writes only segments of its
+// own, numbered from the next generation (the high 32 bits of a segment number) on, so that every
+// one of its segments sorts after every segment the old process has written or will write. Until
+// the old process lets go of "lock", the new one knows only the messages it received itself, so
+// that no message is delivered by both. Adopt waits for "lock" (the old process releases it
+// when it closes the spool after its workers stopped, or when it dies), then reads the old
+// process's segments, whole, as a start reads them, and takes their live messages over. Reading
+// them only then, rather than at open and again for the difference, costs one read of the spool
+// and leaves nothing to reconcile: whatever the old process wrote, messages and removals, is on
+// disk by then. A restart after a crash reads every generation in order, which is the order in
+// which the records were written for any one message, because a message's records are written by
+// one process only until its segments are adopted, and after that only by a later generation.
 package spool
 
 import (
@@ -34,6 +52,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,6 +101,9 @@ var ErrClosed = errors.New("spool closed")
 
 // ErrLocked is returned by Open when another process has the spool open.
 var ErrLocked = errors.New("spool is in use by another relayd")
+
+// generationShift puts a segment number's generation in its high bits.
+const generationShift = 32
 
 // Envelope is what the spool keeps of a message besides its body.
 type Envelope struct {
@@ -152,7 +174,9 @@ type segment struct {
 
 // Spool is an open spool directory.
 type Spool struct {
-	lock        *os.File // holds the spool's flock while open
+	lock        *os.File // holds the spool's flock while open; nil for a successor until Adopt
+	heir        *os.File // a successor's flock on lock.next
+	base        uint64   // a successor's first segment number: older ones are the old process's
 	dir         string
 	log         *slog.Logger
 	segmentSize int64
@@ -178,6 +202,9 @@ type Options struct {
 	// messages were all delivered is deleted soon whatever its size.
 	SegmentAge time.Duration
 	Logger     *slog.Logger
+	// Successor opens the spool beside the relayd that is handing it over: see the package
+	// comment. Open then returns no messages; Adopt returns them once the old process let go.
+	Successor bool
 }
 
 // Open opens (creating if needed) the spool in dir, reads back every live message, starts a
@@ -187,16 +214,16 @@ func Open(dir string, opts Options) (*Spool, []Message, error) {
 		return nil, nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
 	// One relay per spool: a second one would write segments the first does not know about.
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	// A successor takes lock.next, so that at most one process waits for the spool.
+	name := "lock"
+	if opts.Successor {
+		name = "lock.next"
+	}
+	lock, err := tryLock(filepath.Join(dir, name))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, nil, fmt.Errorf("open spool %s: %w (%v)", dir, ErrLocked, err)
-	}
 	s := &Spool{
-		lock:        lock,
 		dir:         dir,
 		log:         opts.Logger,
 		segmentSize: opts.SegmentSize,
@@ -216,7 +243,32 @@ func Open(dir string, opts Options) (*Spool, []Message, error) {
 	if s.segmentAge <= 0 {
 		s.segmentAge = defaultSegmentAge
 	}
-	msgs, last, err := s.recover()
+	if opts.Successor {
+		seqs, err := s.list()
+		if err != nil {
+			lock.Close()
+			return nil, nil, err
+		}
+		var last uint64
+		if len(seqs) > 0 {
+			last = seqs[len(seqs)-1]
+		}
+		s.heir = lock
+		s.base = (last>>generationShift + 1) << generationShift
+		if err := s.rotate(s.base); err != nil {
+			lock.Close()
+			return nil, nil, err
+		}
+		go s.commit()
+		return s, nil, nil
+	}
+	s.lock = lock
+	seqs, err := s.list()
+	if err != nil {
+		lock.Close()
+		return nil, nil, err
+	}
+	msgs, last, err := s.recover(seqs)
 	if err != nil {
 		s.closeFiles()
 		lock.Close()
@@ -234,11 +286,90 @@ func Open(dir string, opts Options) (*Spool, []Message, error) {
 
 func segName(seq uint64) string { return fmt.Sprintf("seg-%016x.log", seq) }
 
-// recover reads every segment in order and rebuilds the live messages.
-func (s *Spool) recover() ([]Message, uint64, error) {
+// tryLock takes an exclusive flock on path, or fails at once with ErrLocked.
+func tryLock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w (%v)", ErrLocked, err)
+	}
+	return f, nil
+}
+
+// Generation is the generation of the segments this spool writes: 0 for a relayd started on
+// its own after a spool that never saw an upgrade, one more for each successor. Two processes
+// that share the spool never have the same generation.
+func (s *Spool) Generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.seq >> generationShift
+}
+
+// Adopt is a successor's half of the handover: it waits until the process that had the spool
+// let go of it (closed it, or died), then reads the segments that process wrote and returns
+// their live messages, which are this spool's from then on. It returns nothing for a spool that
+// is not a successor, or one that adopted already.
+func (s *Spool) Adopt(ctx context.Context) ([]Message, error) {
+	if s.heir == nil || s.lock != nil {
+		return nil, nil
+	}
+	path := filepath.Join(s.dir, "lock")
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	var lock *os.File
+	for {
+		var err error
+		lock, err = tryLock(path)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("adopt spool %s: %w", s.dir, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("adopt spool %s: %w", s.dir, ctx.Err())
+		case <-s.quit:
+			return nil, ErrClosed
+		case <-t.C:
+		}
+	}
+	seqs, err := s.list()
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	older := seqs[:0]
+	for _, seq := range seqs {
+		if seq < s.base {
+			older = append(older, seq)
+		}
+	}
+	prev := &Spool{dir: s.dir, log: s.log, segs: make(map[uint64]*segment), refs: make(map[string][]uint64)}
+	msgs, _, err := prev.recover(older)
+	if err != nil {
+		prev.closeFiles()
+		lock.Close()
+		return nil, fmt.Errorf("adopt spool %s: %w", s.dir, err)
+	}
+	s.mu.Lock()
+	maps.Copy(s.segs, prev.segs)
+	s.order = append(prev.order, s.order...)
+	maps.Copy(s.refs, prev.refs)
+	s.lock = lock
+	s.mu.Unlock()
+	s.gc()
+	return msgs, nil
+}
+
+// list returns the numbers of the segment files in the spool, in order.
+func (s *Spool) list() ([]uint64, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read spool %s: %w", s.dir, err)
+		return nil, fmt.Errorf("read spool %s: %w", s.dir, err)
 	}
 	var seqs []uint64
 	for _, e := range ents {
@@ -253,6 +384,11 @@ func (s *Spool) recover() ([]Message, uint64, error) {
 		seqs = append(seqs, n)
 	}
 	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// recover reads the segments seqs in order and rebuilds the live messages.
+func (s *Spool) recover(seqs []uint64) ([]Message, uint64, error) {
 	live := make(map[string]*Message)
 	var order []string // ids in arrival order
 	var last uint64
@@ -758,7 +894,14 @@ func (s *Spool) Close() error {
 		close(s.quit)
 		<-s.stopped
 		s.closeFiles()
-		s.lock.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.lock != nil {
+			s.lock.Close()
+		}
+		if s.heir != nil {
+			s.heir.Close()
+		}
 	})
 	return nil
 }
