@@ -7,17 +7,21 @@ STAMP     = -X relayfix/internal/stamp.what=@(\#)relayfix-fileversion:
 RELAYD_VERSION         = 6.5.7638.1
 TRACK_PREFIX_VERSION   = 6.5.7638.1
 TRACK_FIXED_VERSION    = 6.5.7651.45
+SP3_RELAYD_VERSION     = 6.5.7700.1
+SP3_TRACK_VERSION      = 6.5.7700.1
 
 .PHONY: all build test demo bench packages clean
 
 all: build
 
 build:
-	@mkdir -p $(BIN)/sp2 $(BIN)/kb910618
+	@mkdir -p $(BIN)/sp2 $(BIN)/kb910618 $(BIN)/sp3
 	$(GO) build -o $(BIN)/hotfix ./cmd/hotfix
 	$(GO) build -ldflags '$(STAMP)$(RELAYD_VERSION);' -o $(BIN)/relayd ./cmd/relayd
 	$(GO) build -tags msgtrack_prefix -ldflags '$(STAMP)$(TRACK_PREFIX_VERSION);' -o $(BIN)/sp2/msgtrack ./cmd/msgtrack
 	$(GO) build -ldflags '$(STAMP)$(TRACK_FIXED_VERSION);' -o $(BIN)/kb910618/msgtrack ./cmd/msgtrack
+	$(GO) build -ldflags '$(STAMP)$(SP3_RELAYD_VERSION);' -o $(BIN)/sp3/relayd ./cmd/relayd
+	$(GO) build -ldflags '$(STAMP)$(SP3_TRACK_VERSION);' -o $(BIN)/sp3/msgtrack ./cmd/msgtrack
 
 test:
 	$(GO) vet ./...
@@ -33,7 +37,8 @@ demo: packages
 
 # Signed packages from the templates in packaging/: a demo key pair made here at build time
 # (dist/ is not committed, so dist/demo.key never is), SP2 with relayd and the pre-fix tracking
-# build, and KB910618 with the fixed tracking build dated as the KB article dates it.
+# build, KB910618 with the fixed tracking build dated as the KB article dates it, and SP3 with
+# new relayd and tracking builds, applied live (the relay hands itself over to its new build).
 packages: build
 	@mkdir -p $(DIST)
 	test -f $(DIST)/demo.key || $(BIN)/hotfix keygen -o $(DIST)/demo
@@ -43,6 +48,9 @@ packages: build
 	$(BIN)/hotfix pack --manifest packaging/KB910618.json --key $(DIST)/demo.key \
 		--file bin/msgtrack=$(BIN)/kb910618/msgtrack \
 		--date 2006-02-14T03:36:00Z -o $(DIST)/KB910618.hfx
+	$(BIN)/hotfix pack --manifest packaging/SP3.json --key $(DIST)/demo.key \
+		--file bin/relayd=$(BIN)/sp3/relayd --file bin/msgtrack=$(BIN)/sp3/msgtrack \
+		--date 2006-06-20T12:00:00Z -o $(DIST)/SP3.hfx
 
 # Every benchmark, and bench/REPORT.md with bench/hotfix-live.png.
 bench: build

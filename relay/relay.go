@@ -90,6 +90,19 @@ type Config struct {
 	Recorder   track.Recorder // nil: track.Discard
 	Components []control.Component
 	Logger     *slog.Logger
+
+	// Listener and ControlListener, when set, are served instead of listening on Listen and
+	// on the control socket: a live upgrade hands them from the old process to the new.
+	Listener, ControlListener net.Listener
+	// Successor opens the spool beside the relayd a live upgrade replaces: this relay takes
+	// mail at once, and the old one's queue once it has let go of the spool (spool.Adopt).
+	Successor bool
+	// Ready, when set, is called once the relay delivers and before it serves SMTP and the
+	// control socket; an error stops the relay before it took any mail. A live upgrade says
+	// there that the new process may take over.
+	Ready func(context.Context) error
+	// Upgrade, when set, answers the control socket's upgrade request (relay/upgrade).
+	Upgrade func(ctx context.Context, version string, timeout time.Duration) error
 }
 
 // Relay is one relayd instance.
@@ -145,7 +158,7 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Courier == nil {
 		cfg.Courier = defaultCourier(cfg)
 	}
-	sp, msgs, err := spool.Open(cfg.Root.Spool(), spool.Options{Logger: cfg.Logger})
+	sp, msgs, err := spool.Open(cfg.Root.Spool(), spool.Options{Logger: cfg.Logger, Successor: cfg.Successor})
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
@@ -248,26 +261,26 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.mu.Unlock()
 	defer r.spool.Close()
 
-	ln, err := net.Listen("tcp", r.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("relay: listen %s: %w", r.cfg.Listen, err)
+	ln, cln := r.cfg.Listener, r.cfg.ControlListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", r.cfg.Listen); err != nil {
+			return fmt.Errorf("relay: listen %s: %w", r.cfg.Listen, err)
+		}
 	}
-	cln, err := control.Listen(r.cfg.Root.ControlSocket())
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("relay: %w", err)
+	if cln == nil {
+		var err error
+		if cln, err = control.Listen(r.cfg.Root.ControlSocket()); err != nil {
+			ln.Close()
+			return fmt.Errorf("relay: %w", err)
+		}
 	}
 	r.mu.Lock()
 	r.addr = ln.Addr()
 	r.started = time.Now()
 	r.mu.Unlock()
-	r.log.Info("relayd listening", "smtp", ln.Addr().String(), "next_hop", r.cfg.NextHop,
-		"control", r.cfg.Root.ControlSocket(), "queued", r.queue.Len(), "version", stamp.Version())
 
 	var wg sync.WaitGroup
-	smtpErr := make(chan error, 1)
-	wg.Go(func() { smtpErr <- r.smtp.Serve(ln) })
-
 	qctx, stopQueue := context.WithCancel(context.Background())
 	wg.Go(func() { r.queue.Run(qctx) })
 
@@ -280,6 +293,29 @@ func (r *Relay) Run(ctx context.Context) error {
 	for range r.cfg.Workers {
 		workers.Go(func() { r.worker(wctx, deliveries) })
 	}
+	if r.cfg.Successor {
+		wg.Go(func() { r.adopt(qctx) })
+	}
+
+	stopEarly := func(err error) error {
+		stopWorkers()
+		workers.Wait()
+		stopQueue()
+		wg.Wait()
+		ln.Close()
+		cln.Close()
+		return err
+	}
+	if r.cfg.Ready != nil {
+		if err := r.cfg.Ready(ctx); err != nil {
+			return stopEarly(fmt.Errorf("relay: not ready: %w", err))
+		}
+	}
+	r.log.Info("relayd listening", "smtp", ln.Addr().String(), "next_hop", r.cfg.NextHop,
+		"control", r.cfg.Root.ControlSocket(), "queued", r.queue.Len(), "version", stamp.Version(),
+		"pid", os.Getpid(), "successor", r.cfg.Successor)
+	smtpErr := make(chan error, 1)
+	wg.Go(func() { smtpErr <- r.smtp.Serve(ln) })
 
 	cctx, stopControl := context.WithCancel(context.Background())
 	wg.Go(func() {
@@ -315,6 +351,20 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Wait()
 	r.log.Info("relayd stopped", "queued", r.queue.Len())
 	return runErr
+}
+
+// adopt takes over the queue of the relayd this one replaces, once that one has let go of the
+// spool; until then this relay delivers only what it received itself.
+func (r *Relay) adopt(ctx context.Context) {
+	msgs, err := r.spool.Adopt(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("cannot take over the spool of the relayd this one replaces; a restart will", "err", err)
+		}
+		return
+	}
+	r.queue.Adopt(msgs)
+	r.log.Info("spool taken over from the previous relayd", "messages", len(msgs))
 }
 
 // worker hands messages to its own Deliverer until ctx ends. A delivery runs on deliveries,
@@ -398,6 +448,17 @@ func (r *Relay) Component(name string) (control.Component, bool) {
 		}
 	}
 	return nil, false
+}
+
+// SetReady sets Config.Ready; call it before Run.
+func (r *Relay) SetReady(f func(context.Context) error) { r.cfg.Ready = f }
+
+// Upgrade implements control.Upgrader.
+func (r *Relay) Upgrade(ctx context.Context, version string, timeout time.Duration) error {
+	if r.cfg.Upgrade == nil {
+		return errors.New("relay: live upgrade is not set up")
+	}
+	return r.cfg.Upgrade(ctx, version, timeout)
 }
 
 // Shutdown implements control.Handler: it asks Run to drain and return.

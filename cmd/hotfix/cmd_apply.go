@@ -77,7 +77,7 @@ func newStore(g *globalOptions, timeout time.Duration) *store.Store {
 	root := g.Root()
 	return &store.Store{
 		Root:          root,
-		Services:      relayServices{control.Client{Path: root.ControlSocket()}},
+		Services:      relayServices{c: control.Client{Path: root.ControlSocket()}, root: root},
 		HealthTimeout: timeout,
 		Hook:          crashHook(os.Getenv(EnvCrashAt)),
 	}

@@ -4,24 +4,95 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"relayfix/internal/layout"
+	"relayfix/manifest/record"
 	"relayfix/packages/store"
 	"relayfix/relay/control"
+	"relayfix/verifier"
 )
 
-// relayServices gives the store the running relay through its control socket.
-type relayServices struct{ c control.Client }
+// relayServices gives the store the running relay through its control socket: its components,
+// and the relay itself as the service "relay", which restarts by a live upgrade.
+type relayServices struct {
+	c    control.Client
+	root layout.Root
+}
 
 func (r relayServices) Component(ctx context.Context, name string) (store.Component, bool, error) {
 	st, err := r.c.Status(ctx)
 	if err != nil {
 		return store.Component{}, false, serviceErr(err)
 	}
+	if name == record.ServiceRelay {
+		return r.relay(st), true, nil
+	}
 	c, ok := st.Component(name)
 	return component(c), ok, nil
 }
 
+// relay reports relayd itself: healthy when every component is healthy or switched off.
+func (r relayServices) relay(st *control.Status) store.Component {
+	c := store.Component{Name: record.ServiceRelay, Binary: r.root.Bin("relayd"), Version: st.Version,
+		Enabled: true, Health: store.HealthHealthy}
+	for _, cs := range st.Components {
+		if cs.Health != control.HealthHealthy && cs.Health != control.HealthDisabled {
+			c.Health, c.Detail = cs.Health, fmt.Sprintf("%s is %s", cs.Name, cs.Health)
+		}
+	}
+	return c
+}
+
+// upgradeMargin is kept of the caller's deadline for the answer to come back after the new
+// relayd's own health wait.
+const upgradeMargin = 2 * time.Second
+
+// restartRelay upgrades the running relay live to the installed ROOT/bin/relayd, which must
+// report the version stamped in that file, and waits until the control socket is answered by a
+// new process. If the new build does not take over, the old one serves on and the error says why.
+func (r relayServices) restartRelay(ctx context.Context) (*store.Component, error) {
+	before, err := r.c.Status(ctx)
+	if err != nil {
+		return nil, serviceErr(err)
+	}
+	want, err := verifier.ReadFileVersion(r.root.Bin("relayd"))
+	if err != nil {
+		return nil, err
+	}
+	health := 15 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		health = max(time.Until(d)-upgradeMargin, time.Second)
+	}
+	old := r.relay(before)
+	if before.Version == want.String() {
+		// Already the installed build (a rollback after a new build that never took over).
+		return &old, nil
+	}
+	if err := r.c.Upgrade(ctx, want.String(), health); err != nil {
+		return &old, fmt.Errorf("live upgrade of relayd to %s: %w", want, err)
+	}
+	// The old process drains and lets go of the control socket; the new one answers it then.
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st, err := r.c.Status(ctx)
+		if err == nil && st.PID != before.PID {
+			c := r.relay(st)
+			return &c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return &old, fmt.Errorf("live upgrade of relayd to %s: no answer from the new process: %w", want, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 func (r relayServices) Restart(ctx context.Context, name string) (*store.Component, error) {
+	if name == record.ServiceRelay {
+		return r.restartRelay(ctx)
+	}
 	cs, err := r.c.RestartComponent(ctx, name)
 	if cs == nil {
 		return nil, serviceErr(err)

@@ -30,7 +30,7 @@ socket ROOT/run/relayd.sock, and prints the answer (as JSON with --json).`,
 			if len(args) > 0 {
 				return exitcode.Usagef("ctl: unknown command %q", args[0])
 			}
-			return exitcode.Usagef("ctl: a command is needed (status, queue, flush, restart-component, tracking, shutdown)")
+			return exitcode.Usagef("ctl: a command is needed (status, queue, flush, restart-component, tracking, upgrade, shutdown)")
 		},
 		RunE: func(*cobra.Command, []string) error { return nil },
 	}
@@ -45,6 +45,7 @@ socket ROOT/run/relayd.sock, and prints the answer (as JSON with --json).`,
 			},
 		},
 		newCmdCtlQueue(o),
+		newCmdCtlUpgrade(o),
 		&cobra.Command{
 			Use:   "flush",
 			Short: "Retry every deferred message now",
@@ -92,6 +93,31 @@ socket ROOT/run/relayd.sock, and prints the answer (as JSON with --json).`,
 			},
 		},
 	)
+	return cmd
+}
+
+func newCmdCtlUpgrade(o *rootOptions) *cobra.Command {
+	var version string
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Replace the running relayd with the installed ROOT/bin/relayd, refusing no connection",
+		Long: `upgrade asks the running relayd to start the installed ROOT/bin/relayd beside itself and
+hand it the SMTP listener, the control socket, the spool and the tracking journal. The new
+process starts its own tracking plugin and says it is ready only once it is healthy (and
+reports --version, when given); only then does the old one stop accepting, finish its open
+transactions and deliveries, and exit. If the new one exits, is not ready within a minute or
+reports another version, the old one serves on and upgrade exits 1. SIGHUP to relayd starts
+the same upgrade (the systemd unit's reload).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := control.Request{Op: control.OpUpgrade, Version: version}
+			return ctlDo(cmd.Context(), o, req, 2*time.Minute, func(w io.Writer, _ *control.Response) error {
+				_, err := fmt.Fprintln(w, "the installed relayd took over")
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&version, "version", "", "file version the new build must report")
 	return cmd
 }
 

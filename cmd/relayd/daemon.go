@@ -8,10 +8,7 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only with the hidden --pprof flag
 	"net/netip"
-	"os"
-	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -135,7 +132,11 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, d *daemonOptions) error 
 	logger := slog.New(slog.NewTextHandler(d.root.stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = logger
 	raiseFileLimit(logger)
-	defer ignoreHangup(logger)()
+	live, err := startUpgrades(&cfg, d.root, logger)
+	if err != nil {
+		return err
+	}
+	defer live.Stop()
 	if d.pprof != "" {
 		pl, err := net.Listen("tcp", d.pprof)
 		if err != nil {
@@ -158,32 +159,8 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, d *daemonOptions) error 
 			defer cleanup()
 		}
 	}
+	defer live.handOver(r)()
 	return r.Run(ctx)
-}
-
-// ignoreHangup keeps SIGHUP, whose default action ends the process at once (no drain, the
-// control socket left behind), from killing the relay: it is logged and otherwise ignored
-// until it gets a job of its own. The returned function stops listening for it.
-func ignoreHangup(log *slog.Logger) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-hup:
-				log.Warn("SIGHUP received and ignored: relayd stops on SIGINT or SIGTERM")
-			case <-done:
-				return
-			}
-		}
-	})
-	return func() {
-		signal.Stop(hup)
-		close(done)
-		wg.Wait()
-	}
 }
 
 // raiseFileLimit lifts the soft open-files limit to the hard one: every SMTP connection and

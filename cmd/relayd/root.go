@@ -18,6 +18,8 @@ type rootOptions struct {
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
+	// successor is set when a live upgrade started this relayd beside the one it replaces.
+	successor bool
 
 	// wiring is run on the relay after New and before Run: this is where optional parts (the
 	// tracking plugin host) attach their recorder and components.

@@ -81,7 +81,9 @@ func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Rel
 		Root:   o.Root(),
 		Config: cfg,
 		Source: r.Messages(),
-		Logger: slog.New(slog.NewTextHandler(o.stderr, nil)).With("component", trackhost.ComponentName),
+		// A new relayd of a live upgrade gets the journal after the old one let go of it.
+		Successor: o.successor,
+		Logger:    slog.New(slog.NewTextHandler(o.stderr, nil)).With("component", trackhost.ComponentName),
 	})
 	if err != nil {
 		return nil, err

@@ -46,6 +46,7 @@ func (r Root) Spool() string          { return r.Join("spool") }
 func (r Root) TrackingLog() string    { return r.Join("log/tracking") }
 func (r Root) Run() string            { return r.Join("run") }
 func (r Root) ControlSocket() string  { return r.Join("run/relayd.sock") }
+func (r Root) PIDFile() string        { return r.Join("run/relayd.pid") }
 func (r Root) Hotfix() string         { return r.Join("hotfix") }
 func (r Root) InstalledDB() string    { return r.Join("hotfix/installed.json") }
 func (r Root) History() string        { return r.Join("hotfix/history.jsonl") }

@@ -28,6 +28,13 @@ const (
 	TrackPrefixVersion = "6.5.7638.1"
 	// TrackFixedVersion is the file version of the KB910618 tracking build.
 	TrackFixedVersion = "6.5.7651.45"
+	// SP3ProductVersion is the product version that service pack 3 installs.
+	SP3ProductVersion = "6.5.7700"
+	// RelaydSP3Version is the file version of the relayd build shipped with service pack 3.
+	RelaydSP3Version = "6.5.7700.1"
+	// TrackSP3Version is the file version of the tracking build shipped with service pack 3,
+	// which carries the KB910618 fix.
+	TrackSP3Version = "6.5.7700.1"
 )
 
 // what is set by the linker; see the package comment.

@@ -16,6 +16,8 @@ func TestMakefileVersionsMatch(t *testing.T) {
 		{"RELAYD_VERSION", RelaydVersion},
 		{"TRACK_PREFIX_VERSION", TrackPrefixVersion},
 		{"TRACK_FIXED_VERSION", TrackFixedVersion},
+		{"SP3_RELAYD_VERSION", RelaydSP3Version},
+		{"SP3_TRACK_VERSION", TrackSP3Version},
 	} {
 		m := regexp.MustCompile(`(?m)^` + tc.variable + `\s*=\s*(\S+)\s*$`).FindSubmatch(mk)
 		if m == nil {

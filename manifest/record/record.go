@@ -37,3 +37,16 @@ func (f File) ComponentName() string {
 	}
 	return f.Name
 }
+
+// The services a package's restart list may name.
+const (
+	// ServiceTracking is the message-tracking plugin, restarted by the relay on its installed
+	// build while mail keeps flowing.
+	ServiceTracking = "tracking"
+	// ServiceRelay is relayd itself: restarting it is a live upgrade, in which the running relay
+	// hands its sockets and spool to its installed build and refuses no connection.
+	ServiceRelay = "relay"
+)
+
+// KnownServices returns the services a package's restart list may name.
+func KnownServices() []string { return []string{ServiceTracking, ServiceRelay} }

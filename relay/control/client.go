@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 )
 
 // ErrNotRunning is returned when no relay listens on the control socket.
@@ -71,6 +72,13 @@ func (c Client) RestartComponent(ctx context.Context, name string) (*ComponentSt
 		return nil, err
 	}
 	return resp.Component, nil
+}
+
+// Upgrade asks the relay to hand over to its installed build (see OpUpgrade). It returns once the
+// new process took over, or with why it did not; the old process then serves on.
+func (c Client) Upgrade(ctx context.Context, version string, timeout time.Duration) error {
+	_, err := c.Do(ctx, Request{Op: OpUpgrade, Version: version, TimeoutMS: timeout.Milliseconds()})
+	return err
 }
 
 // Component returns the status of the named component.

@@ -19,6 +19,7 @@ const (
 	OpRestartComponent = "restart-component"
 	OpSetComponent     = "set-component" // enable or disable a component at run time
 	OpShutdown         = "shutdown"
+	OpUpgrade          = "upgrade" // start the installed relayd and hand over to it
 )
 
 // Request is one command to the relay.
@@ -27,6 +28,12 @@ type Request struct {
 	Name    string `json:"name,omitempty"`    // component, for restart-component and set-component
 	Enabled *bool  `json:"enabled,omitempty"` // for set-component
 	Limit   int    `json:"limit,omitempty"`   // for queue: at most this many entries (0: all)
+	// Version, for upgrade, is the file version the new build must report; a build that
+	// reports another one does not take over.
+	Version string `json:"version,omitempty"`
+	// TimeoutMS, for upgrade, bounds how long the new build may take to be healthy (0: the
+	// relay's own limit).
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }
 
 // Response is the relay's answer. Error is empty on success.
@@ -98,6 +105,13 @@ type QueueEntry struct {
 	Attempts   int       `json:"attempts"`
 	NextTry    time.Time `json:"next_try,omitempty"`
 	LastError  string    `json:"last_error,omitempty"`
+}
+
+// Upgrader is a Handler that can replace its own process with the installed build, handing
+// over its sockets and spool (relay/upgrade). Upgrade returns once the new process serves, and
+// the old one is draining; or with why the new one did not take over, the old one serving on.
+type Upgrader interface {
+	Upgrade(ctx context.Context, version string, timeout time.Duration) error
 }
 
 // Component is a supervised part of the relay (the tracking plugin) that the control socket can

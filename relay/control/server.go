@@ -134,6 +134,15 @@ func handle(ctx context.Context, req Request, h Handler) Response {
 	case OpShutdown:
 		h.Shutdown()
 		return Response{}
+	case OpUpgrade:
+		u, ok := h.(Upgrader)
+		if !ok {
+			return Response{Error: "this relay cannot upgrade itself"}
+		}
+		if err := u.Upgrade(ctx, req.Version, time.Duration(req.TimeoutMS)*time.Millisecond); err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{}
 	default:
 		return Response{Error: fmt.Sprintf("unknown operation %q", req.Op)}
 	}

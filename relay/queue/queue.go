@@ -71,6 +71,7 @@ type Queue struct {
 	deferred msgHeap
 	rnd      *rand.Rand
 	lastID   uint64
+	idTag    string // appended to every new id: the spool's generation
 
 	hooks testHooks
 }
@@ -83,7 +84,8 @@ type testHooks struct {
 }
 
 // NewID returns a queue id that no message in this spool had before: microseconds since the
-// epoch, bumped past the last id handed out, in base 36.
+// epoch, bumped past the last id handed out, in base 36, followed by "-" and the spool's
+// generation when it is not 0: during a live upgrade two processes hand out ids at once.
 func (q *Queue) NewID() string {
 	now := uint64(time.Now().UnixMicro())
 	q.mu.Lock()
@@ -92,7 +94,7 @@ func (q *Queue) NewID() string {
 	}
 	q.lastID = now
 	q.mu.Unlock()
-	return strings.ToUpper(strconv.FormatUint(now, 36))
+	return strings.ToUpper(strconv.FormatUint(now, 36)) + q.idTag
 }
 
 // New builds the queue from the messages found in the spool. Messages whose next try is due
@@ -123,11 +125,23 @@ func New(cfg Config, recovered []spool.Message) *Queue {
 	for _, n := range []string{CountReceived, CountDelivered, CountDeferred, CountBounced, CountFailed, CountExpired} {
 		q.counters[n] = new(atomic.Uint64)
 	}
+	if g := cfg.Spool.Generation(); g > 0 {
+		q.idTag = "-" + strings.ToUpper(strconv.FormatUint(g, 36))
+	}
+	q.Adopt(recovered)
+	return q
+}
+
+// Adopt queues messages read from the spool: at start, and those a successor relayd takes over
+// from the process it replaces (spool.Adopt).
+func (q *Queue) Adopt(recovered []spool.Message) {
 	now := time.Now()
+	q.mu.Lock()
 	for _, r := range recovered {
 		m := &msg{env: r.Envelope, body: r.Body, heapIdx: -1}
 		m.env.Intern()
-		if v, err := strconv.ParseUint(strings.ToLower(m.env.ID), 36, 64); err == nil && v > q.lastID {
+		stamp, _, _ := strings.Cut(m.env.ID, "-")
+		if v, err := strconv.ParseUint(strings.ToLower(stamp), 36, 64); err == nil && v > q.lastID {
 			q.lastID = v
 		}
 		q.msgs[m.env.ID] = m
@@ -137,10 +151,12 @@ func New(cfg Config, recovered []spool.Message) *Queue {
 			q.ready = append(q.ready, m)
 		}
 	}
-	if len(q.ready) > 0 {
+	ready := len(q.ready) > 0
+	q.mu.Unlock()
+	if ready {
 		q.notify()
+		q.poke()
 	}
-	return q
 }
 
 // SetRecorder replaces the tracking recorder (nil: track.Discard).

@@ -91,12 +91,24 @@ type Options struct {
 	Logger *slog.Logger
 	// PluginStderr, if set, receives a copy of the plugin's stderr.
 	PluginStderr io.Writer
+	// Successor is set in a relayd that a live upgrade started beside the old one: the plugin
+	// starts at once, but the journal is the old process's until it lets go of it (see
+	// trackjournal); events recorded meanwhile wait in memory and are journaled after the old
+	// process's.
+	Successor bool
 }
+
+// maxWaiting bounds the events a successor keeps in memory while the old process still has the
+// journal: far more than a handover of a few seconds records.
+const maxWaiting = 1 << 20
 
 // Host is the tracking component. Create it with New, run it with Run.
 type Host struct {
 	log     *slog.Logger
-	journal *trackjournal.Journal
+	dir     string
+	jmu     sync.Mutex
+	journal *trackjournal.Journal // nil in a successor until the old process let go of it
+	waiting []track.Event         // recorded before the journal was open
 	launch  *launcher
 	sup     *supervisor
 	crashes *crashRecorder
@@ -108,15 +120,19 @@ func New(opts Options) (*Host, error) {
 	if err := opts.Config.Escalation.Validate(); err != nil {
 		return nil, err
 	}
-	j, err := trackjournal.Open(filepath.Join(opts.Root.Spool(), "tracking"))
-	if err != nil {
-		return nil, err
+	dir := filepath.Join(opts.Root.Spool(), "tracking")
+	var j *trackjournal.Journal
+	if !opts.Successor {
+		var err error
+		if j, err = trackjournal.Open(dir); err != nil {
+			return nil, err
+		}
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Host{log: log, journal: j}
+	h := &Host{log: log, dir: dir, journal: j}
 	h.launch = newLauncher(opts, log, &h.wg)
 	esc := &escalator{root: opts.Root, cfg: opts.Config.Escalation, log: log, wg: &h.wg}
 	h.crashes = newCrashRecorder(crashlog.Open(crashlog.Path(opts.Root)), h.launch.binary, log)
@@ -137,7 +153,20 @@ func (h *Host) Record(ev track.Event) {
 	if !h.sup.enabled() {
 		return
 	}
-	if _, err := h.journal.Append(ev); err != nil {
+	h.jmu.Lock()
+	j := h.journal
+	if j == nil {
+		if len(h.waiting) < maxWaiting {
+			h.waiting = append(h.waiting, ev)
+		} else {
+			h.log.Error("tracking event lost: the handover of the journal takes too long", "queue_id", ev.QueueID, "event", int(ev.ID))
+		}
+	}
+	h.jmu.Unlock()
+	if j == nil {
+		return
+	}
+	if _, err := j.Append(ev); err != nil {
 		h.log.Error("tracking event lost: journal append failed", "queue_id", ev.QueueID, "event", int(ev.ID), "error", err)
 	}
 }
@@ -150,7 +179,13 @@ func (h *Host) Status() control.ComponentStatus {
 	st := h.sup.status()
 	st.Name = ComponentName
 	st.Binary = h.launch.binary
-	st.Pending = int(h.journal.Last() - h.journal.Acked())
+	h.jmu.Lock()
+	if j := h.journal; j != nil {
+		st.Pending = int(j.Last() - j.Acked())
+	} else {
+		st.Pending = len(h.waiting)
+	}
+	h.jmu.Unlock()
 	st.CrashSignatures = h.crashes.signatures()
 	return st
 }
@@ -159,18 +194,57 @@ func (h *Host) Status() control.ComponentStatus {
 func (h *Host) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &sender{journal: h.journal, current: h.sup.current, log: h.log}
-	h.wg.Add(2)
-	go func() { defer h.wg.Done(); h.flush(ctx) }()
-	go func() { defer h.wg.Done(); s.run(ctx) }()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		j, err := h.takeJournal(ctx)
+		if err != nil {
+			h.log.Error("tracking stopped: no journal", "error", err)
+			return
+		}
+		s := &sender{journal: j, current: h.sup.current, log: h.log}
+		h.wg.Add(2)
+		go func() { defer h.wg.Done(); h.flush(ctx, j) }()
+		go func() { defer h.wg.Done(); s.run(ctx) }()
+	}()
 	h.sup.run(ctx)
 	cancel()
 	h.wg.Wait()
+	h.jmu.Lock()
+	defer h.jmu.Unlock()
+	if h.journal == nil {
+		return nil
+	}
 	return h.journal.Close()
 }
 
+// takeJournal returns the journal, in a successor once the old process let go of it; the events
+// recorded meanwhile are appended to it first, in the order they came.
+func (h *Host) takeJournal(ctx context.Context) (*trackjournal.Journal, error) {
+	h.jmu.Lock()
+	j := h.journal
+	h.jmu.Unlock()
+	if j != nil {
+		return j, nil
+	}
+	j, err := trackjournal.OpenWait(ctx, h.dir)
+	if err != nil {
+		return nil, err
+	}
+	h.jmu.Lock()
+	defer h.jmu.Unlock()
+	for _, ev := range h.waiting {
+		if _, err := j.Append(ev); err != nil {
+			h.log.Error("tracking event lost: journal append failed", "queue_id", ev.QueueID, "event", int(ev.ID), "error", err)
+		}
+	}
+	h.waiting = nil
+	h.journal = j
+	return j, nil
+}
+
 // flush fsyncs the journal every flushEvery while events arrive.
-func (h *Host) flush(ctx context.Context) {
+func (h *Host) flush(ctx context.Context, j *trackjournal.Journal) {
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
 	for {
@@ -178,7 +252,7 @@ func (h *Host) flush(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := h.journal.Sync(); err != nil {
+			if err := j.Sync(); err != nil {
 				h.log.Error("sync tracking journal", "error", err)
 			}
 		}

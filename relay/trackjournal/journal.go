@@ -8,6 +8,11 @@
 // replayed to the next plugin process. It is a log of its own rather than the spool's because its
 // records are trackrpc's event lines, which protocol 2 hands to the plugin as they are, and
 // because it is trimmed by acknowledgement, not by message removal.
+//
+// One process owns the journal at a time, under a flock on "lock" in its directory. During a live
+// upgrade the new relayd opens it with OpenWait, once the old one has stopped its plugin and
+// closed the journal (or died): the events the old plugin did not acknowledge are then replayed
+// to the new plugin, after which the new relay's own events follow in seq order.
 package trackjournal
 
 import (
@@ -24,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"relayfix/internal/safefile"
@@ -43,7 +49,8 @@ const segmentLimit = 8 << 20
 // acknowledged are deleted by Trim. The newest segment is never deleted, so the next seq is always
 // known.
 type Journal struct {
-	dir string
+	dir  string
+	lock *os.File // the flock that makes this process the journal's only writer
 
 	mu      sync.Mutex
 	f       *os.File  // active segment
@@ -67,12 +74,51 @@ type segment struct {
 
 func segmentName(first uint64) string { return fmt.Sprintf("%020d.jnl", first) }
 
+// ErrLocked is returned by Open when another process has the journal open.
+var ErrLocked = errors.New("tracking journal is in use by another relayd")
+
 // Open opens (creating if needed) the journal in dir. The torn tail of a crashed append is
 // cut off; everything before it is kept.
 func Open(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open tracking journal: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open tracking journal %s: %w (%v)", dir, ErrLocked, err)
+	}
+	j, err := open(dir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	j.lock = lock
+	return j, nil
+}
+
+// OpenWait opens the journal in dir once the process that has it open lets go of it, or ctx
+// ends.
+func OpenWait(ctx context.Context, dir string) (*Journal, error) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		j, err := Open(dir)
+		if !errors.Is(err, ErrLocked) {
+			return j, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open tracking journal: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func open(dir string) (*Journal, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.jnl"))
 	if err != nil {
 		return nil, fmt.Errorf("open tracking journal: %w", err)
@@ -305,6 +351,9 @@ func (j *Journal) Close() error {
 	j.f = nil
 	if werr := safefile.WriteFile(filepath.Join(j.dir, "acked"), []byte(strconv.FormatUint(j.acked, 10)+"\n"), 0o600); err == nil {
 		err = werr
+	}
+	if j.lock != nil {
+		j.lock.Close() // last: the next owner must find "acked" written
 	}
 	return err
 }
