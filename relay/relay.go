@@ -26,6 +26,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"relayfix/internal/layout"
@@ -118,6 +119,7 @@ type Relay struct {
 	components []control.Component
 	addr       net.Addr
 	shutdown   chan struct{}
+	retiring   atomic.Bool // the shutdown hands over to a new process (Retire)
 	stopOnce   sync.Once
 	ran        bool
 }
@@ -335,7 +337,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 
 	dctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
-	if err := r.smtp.Shutdown(dctx); err != nil {
+	drain := r.smtp.Shutdown
+	if r.retiring.Load() {
+		// The new process answers the control socket from now on: a client must not find
+		// this one, which is on its way out, and restart a component in it.
+		stopControl()
+		drain = func(ctx context.Context) error { return r.smtp.Retire(ctx, min(retireLinger, r.cfg.DrainTimeout/2)) }
+	}
+	if err := drain(dctx); err != nil {
 		r.log.Warn("smtp drain cut short", "err", err)
 	}
 	stopWorkers()
@@ -459,6 +468,18 @@ func (r *Relay) Upgrade(ctx context.Context, version string, timeout time.Durati
 		return errors.New("relay: live upgrade is not set up")
 	}
 	return r.cfg.Upgrade(ctx, version, timeout)
+}
+
+// retireLinger is how long a relay that hands over to a new process lets its open sessions go on
+// before it ends the idle ones with 421: long enough for a client to finish the message it is
+// sending and quit, which the clients of a relay under load do within a second.
+const retireLinger = 3 * time.Second
+
+// Retire asks Run to drain and return because a new process took over the listener: open
+// sessions may go on for a while before idle ones are ended (smtpd.Server.Retire).
+func (r *Relay) Retire() {
+	r.retiring.Store(true)
+	r.Shutdown()
 }
 
 // Shutdown implements control.Handler: it asks Run to drain and return.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +21,8 @@ type rootOptions struct {
 	stderr io.Writer
 	// successor is set when a live upgrade started this relayd beside the one it replaces.
 	successor bool
+	// upgradeTimeout is --upgrade-timeout.
+	upgradeTimeout time.Duration
 
 	// wiring is run on the relay after New and before Run: this is where optional parts (the
 	// tracking plugin host) attach their recorder and components.
@@ -50,7 +53,16 @@ and bouncing permanent ones to the sender.
 
 Without a subcommand relayd runs the relay in the foreground until SIGINT or SIGTERM,
 then drains: it stops accepting, answers idle sessions 421 4.3.2, lets open
-transactions finish and leaves the spool consistent. SIGHUP is logged and ignored.
+transactions finish and leaves the spool consistent.
+
+SIGHUP (or 'relayd ctl upgrade') upgrades relayd live: the running process starts the
+installed ROOT/bin/relayd with the same arguments and hands it the SMTP listener and the
+control socket; the new process opens the spool beside the old one, starts its own
+tracking plugin and, once healthy, takes over; the old one then stops accepting, finishes
+its open transactions and deliveries, and exits. No connection is refused. If the new one
+does not become ready within --upgrade-timeout, the old one serves on. Start relayd by
+its installed path (ROOT/bin/relayd) for the upgrade to run the installed build. The PID
+of the process that serves is in ROOT/run/relayd.pid.
 
 A transfer that breaks off (read timeout, --transaction-timeout, size or line limit,
 disconnect) gets at most one reply, its connection is closed and nothing of it is
@@ -95,5 +107,6 @@ Exit status:
 	d.addFlags(cmd)
 	cmd.AddCommand(newCmdCtl(o))
 	addTracking(cmd, o)
+	addUpgradeFlags(cmd, o)
 	return cmd
 }

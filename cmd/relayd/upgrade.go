@@ -10,32 +10,42 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"relayfix/internal/exitcode"
 	"relayfix/internal/stamp"
 	"relayfix/relay"
 	"relayfix/relay/control"
 	"relayfix/relay/upgrade"
 )
 
-// healthTimeout bounds how long a new relayd waits for its components to be healthy before it
-// gives up taking over; it stays below upgrade.DefaultTimeout, after which the old one kills it.
-const healthTimeout = 30 * time.Second
+// addUpgradeFlags gives the daemon its live-upgrade flag.
+func addUpgradeFlags(cmd *cobra.Command, o *rootOptions) {
+	cmd.Flags().DurationVar(&o.upgradeTimeout, "upgrade-timeout", upgrade.DefaultTimeout,
+		"live upgrade: how long the new relayd may take to be ready before it is killed and this one serves on")
+}
 
 // liveUpgrades wires relay/upgrade into the daemon: the sockets come from the upgrader, a new
 // process says it is ready only once healthy, SIGHUP and `ctl upgrade` start an upgrade, and the
 // old process drains once the new one took over.
 type liveUpgrades struct {
-	upg *upgrade.Upgrader
-	log *slog.Logger
+	upg    *upgrade.Upgrader
+	log    *slog.Logger
+	health time.Duration // default bound of a new process's wait for its health
 }
 
 // startUpgrades takes the listeners from the upgrader (inherited from the old process when this
 // one is its successor) and sets the relay's readiness and upgrade hooks.
 func startUpgrades(cfg *relay.Config, o *rootOptions, log *slog.Logger) (*liveUpgrades, error) {
-	upg, err := upgrade.New(cfg.Root, 0)
+	if o.upgradeTimeout <= time.Second {
+		return nil, exitcode.Usagef("--upgrade-timeout %v: give more than a second", o.upgradeTimeout)
+	}
+	upg, err := upgrade.New(cfg.Root, o.upgradeTimeout)
 	if err != nil {
 		return nil, err
 	}
-	l := &liveUpgrades{upg: upg, log: log}
+	// A new process waits for its health a little less than the old one waits for it.
+	l := &liveUpgrades{upg: upg, log: log, health: o.upgradeTimeout * 3 / 4}
 	if cfg.Listener, err = upg.Listen(cfg.Listen); err != nil {
 		upg.Stop()
 		return nil, err
@@ -69,7 +79,7 @@ func (l *liveUpgrades) upgrade(ctx context.Context, version string, health time.
 func (l *liveUpgrades) handOver(r *relay.Relay) (stop func()) {
 	r.SetReady(func(ctx context.Context) error {
 		if l.upg.Successor() {
-			if err := waitHealthy(ctx, r, l.upg.HealthTimeout(healthTimeout)); err != nil {
+			if err := waitHealthy(ctx, r, l.upg.HealthTimeout(l.health)); err != nil {
 				return err
 			}
 		}
@@ -88,7 +98,7 @@ func (l *liveUpgrades) handOver(r *relay.Relay) (stop func()) {
 				l.upgrade(ctx, "", 0)
 				cancel()
 			case <-l.upg.Exit():
-				r.Shutdown()
+				r.Retire()
 				return
 			case <-done:
 				return

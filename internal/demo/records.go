@@ -123,3 +123,21 @@ func (r *Records) Missing(seq int) int {
 	}
 	return missing
 }
+
+// Repeated returns how many of the received, queued and delivered records of message seq appear
+// more than once: a message is recorded once per event, whatever restarted in between.
+func (r *Records) Repeated(seq int) int {
+	n := 0
+	for _, want := range wantOrder {
+		c := 0
+		for _, ev := range r.events[seq] {
+			if ev.event == want {
+				c++
+			}
+		}
+		if c > 1 {
+			n++
+		}
+	}
+	return n
+}

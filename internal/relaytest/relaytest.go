@@ -35,7 +35,18 @@ const (
 	// TrackBrokenProgram is a stand-in tracking build, stamped TrackBrokenVersion, that exits at
 	// start: the kind of broken build a health check must catch.
 	TrackBrokenProgram Program = "msgtrack-broken"
+	// RelaydSP3Program and TrackSP3Program are service pack 3's builds, stamped
+	// stamp.RelaydSP3Version and stamp.TrackSP3Version.
+	RelaydSP3Program Program = "relayd-sp3"
+	TrackSP3Program  Program = "msgtrack-sp3"
+	// RelaydBrokenProgram is a stand-in relayd, stamped RelaydBrokenVersion, that exits at start;
+	// RelaydHangProgram, stamped the same, starts and never says it is ready.
+	RelaydBrokenProgram Program = "relayd-broken"
+	RelaydHangProgram   Program = "relayd-hang"
 )
+
+// RelaydBrokenVersion is the file version of RelaydBrokenProgram and RelaydHangProgram.
+const RelaydBrokenVersion = "6.5.7700.9"
 
 // TrackBrokenVersion is the file version TrackBrokenProgram is stamped with: newer than the fixed
 // build, so that hotfix takes it for an upgrade.
@@ -43,11 +54,15 @@ const TrackBrokenVersion = "6.5.7651.46"
 
 // Binaries holds the paths Build wrote; a program that was not asked for has an empty path.
 type Binaries struct {
-	Hotfix      string // DIR/hotfix
-	Relayd      string // DIR/relayd
-	TrackPrefix string // DIR/sp2/msgtrack: the service pack build with the KB 910618 defect
-	TrackFixed  string // DIR/kb910618/msgtrack: the fixed build
-	TrackBroken string // DIR/broken/msgtrack: a build that exits at start
+	Hotfix       string // DIR/hotfix
+	Relayd       string // DIR/relayd
+	TrackPrefix  string // DIR/sp2/msgtrack: the service pack build with the KB 910618 defect
+	TrackFixed   string // DIR/kb910618/msgtrack: the fixed build
+	TrackBroken  string // DIR/broken/msgtrack: a build that exits at start
+	RelaydSP3    string // DIR/sp3/relayd
+	TrackSP3     string // DIR/sp3/msgtrack
+	RelaydBroken string // DIR/broken/relayd: exits at start
+	RelaydHang   string // DIR/hang/relayd: never ready
 }
 
 // Build builds progs (all of them when none is named) into dir, laid out as `make build` lays out
@@ -63,10 +78,30 @@ func Build(ctx context.Context, dir string, progs ...Program) (Binaries, error) 
 		switch p {
 		case TrackBrokenProgram:
 			b.TrackBroken = filepath.Join(dir, "broken", "msgtrack")
-			if err := buildExitAtStart(ctx, dir, b.TrackBroken, TrackBrokenVersion); err != nil {
+			if err := buildExitAtStart(ctx, dir, b.TrackBroken, TrackBrokenVersion, false); err != nil {
 				return Binaries{}, err
 			}
 			continue
+		case RelaydBrokenProgram:
+			b.RelaydBroken = filepath.Join(dir, "broken", "relayd")
+			if err := buildExitAtStart(ctx, dir, b.RelaydBroken, RelaydBrokenVersion, false); err != nil {
+				return Binaries{}, err
+			}
+			continue
+		case RelaydHangProgram:
+			b.RelaydHang = filepath.Join(dir, "hang", "relayd")
+			if err := buildExitAtStart(ctx, dir, b.RelaydHang, RelaydBrokenVersion, true); err != nil {
+				return Binaries{}, err
+			}
+			continue
+		case RelaydSP3Program:
+			b.RelaydSP3 = filepath.Join(dir, "sp3", "relayd")
+			out, pkg = b.RelaydSP3, "relayfix/cmd/relayd"
+			args = []string{"-ldflags", stamp.LDFlag(stamp.RelaydSP3Version)}
+		case TrackSP3Program:
+			b.TrackSP3 = filepath.Join(dir, "sp3", "msgtrack")
+			out, pkg = b.TrackSP3, "relayfix/cmd/msgtrack"
+			args = []string{"-ldflags", stamp.LDFlag(stamp.TrackSP3Version)}
 		case HotfixProgram:
 			b.Hotfix = filepath.Join(dir, "hotfix")
 			out, pkg = b.Hotfix, "relayfix/cmd/hotfix"
@@ -95,9 +130,13 @@ func Build(ctx context.Context, dir string, progs ...Program) (Binaries, error) 
 }
 
 // buildExitAtStart builds, from a module of its own, a program stamped version that says it
-// cannot start and exits with status 3.
-func buildExitAtStart(ctx context.Context, dir, out, version string) error {
+// cannot start and exits with status 3; with hang, one that says nothing and waits until it is
+// killed.
+func buildExitAtStart(ctx context.Context, dir, out, version string, hang bool) error {
 	src := filepath.Join(dir, "brokensrc")
+	if hang {
+		src = filepath.Join(dir, "hangsrc")
+	}
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return fmt.Errorf("build the exit-at-start plugin: %w", err)
 	}
@@ -110,10 +149,13 @@ import (
 	"os"
 )
 
-var what string
+var what, hang string
 
 func main() {
-	fmt.Fprintln(os.Stderr, "tracking build", what, "cannot start")
+	if hang != "" {
+		select {}
+	}
+	fmt.Fprintln(os.Stderr, "build", what, "cannot start")
 	os.Exit(3)
 }
 `,
@@ -123,7 +165,11 @@ func main() {
 			return fmt.Errorf("build the exit-at-start plugin: %w", err)
 		}
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "-ldflags", "-X main.what="+stamp.Marker+version+stamp.Terminator, ".")
+	ldflags := "-X main.what=" + stamp.Marker + version + stamp.Terminator
+	if hang {
+		ldflags += " -X main.hang=1"
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "-ldflags", ldflags, ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
 	if msg, err := cmd.CombinedOutput(); err != nil {

@@ -65,6 +65,9 @@ type LoadOptions struct {
 	Rate        float64       // messages per second over all connections; 0 = as fast as possible
 	From, To    string        // envelope (defaults load@example.test, dst@sink.invalid)
 	LocalAddr   string        // bind the client to this local IP (e.g. 127.0.0.2)
+	// PerConn, when set, ends each connection with QUIT after this many messages and opens a
+	// new one, so that connections are opened and closed all through the run.
+	PerConn int
 	// OnAck, when set, is called for every message the relay acknowledged with 250.
 	OnAck func(seq int, reply string)
 }
@@ -73,6 +76,7 @@ type LoadOptions struct {
 type LoadResult struct {
 	Sent, Acked, Rejected int // transactions attempted, answered 250, refused or failed
 	ConnErrors            int // connections that could not be opened or broke
+	Sessions              int // connections that were greeted with 220 and answered EHLO
 	Acks                  map[int]string
 	Latencies             []time.Duration // per acknowledged transaction, MAIL to 250 after DATA
 	Elapsed               time.Duration
@@ -139,6 +143,7 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 		go func() {
 			defer wg.Done()
 			var c *smtp.Client
+			used := 0 // messages sent on c
 			defer func() {
 				if c != nil {
 					c.Quit()
@@ -173,6 +178,10 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 						time.Sleep(10 * time.Millisecond)
 						continue
 					}
+					used = 0
+					mu.Lock()
+					res.Sessions++
+					mu.Unlock()
 				}
 				t0 := time.Now()
 				reply, err := sendOne(c, opts, seq)
@@ -201,6 +210,11 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 				}
 				if opts.OnAck != nil {
 					opts.OnAck(seq, reply)
+				}
+				if used++; opts.PerConn > 0 && used >= opts.PerConn {
+					c.Quit()
+					c.Close()
+					c = nil
 				}
 			}
 		}()

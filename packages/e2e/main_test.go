@@ -27,14 +27,18 @@ import (
 
 // env is what TestMain builds once for every test.
 type env struct {
-	dir     string
-	hotfix  string // the hotfix binary
-	relayd  string
-	pub     string // demo public key file
-	sp2     string // SP2.hfx
-	kb      string // KB910618.hfx
-	kbBad   string // KB999001.hfx: a tracking build that exits at start
-	private minisign.PrivateKey
+	dir    string
+	hotfix string // the hotfix binary
+	relayd string
+	pub    string // demo public key file
+	sp2    string // SP2.hfx
+	kb     string // KB910618.hfx
+	kbBad  string // KB999001.hfx: a tracking build that exits at start
+	sp3    string // SP3.hfx: new relayd and tracking builds, applied live
+	// relayExit and relayHang replace bin/relayd with a build that exits at start
+	// (KB999002.hfx) and one that never becomes ready (KB999003.hfx).
+	relayExit, relayHang string
+	private              minisign.PrivateKey
 }
 
 var e env // set once by TestMain, read-only afterwards
@@ -74,7 +78,10 @@ func setup(dir string) error {
 		return err
 	}
 	e.dir = dir
-	bins, err := relaytest.Build(context.Background(), dir)
+	bins, err := relaytest.Build(context.Background(), dir,
+		relaytest.HotfixProgram, relaytest.RelaydProgram, relaytest.TrackPrefixProgram, relaytest.TrackFixedProgram,
+		relaytest.TrackBrokenProgram, relaytest.RelaydSP3Program, relaytest.TrackSP3Program,
+		relaytest.RelaydBrokenProgram, relaytest.RelaydHangProgram)
 	if err != nil {
 		return err
 	}
@@ -118,7 +125,35 @@ func setup(dir string) error {
 	badm.ID, badm.Title = "KB999001", "A tracking build that exits at start"
 	badm.Files = []manifest.File{{Name: "msgtrack", Path: "bin/msgtrack", Component: "tracking"}}
 	e.kbBad = filepath.Join(dir, "KB999001.hfx")
-	return pack(e.kbBad, &badm, map[string]string{"bin/msgtrack": bad}, kbDate)
+	if err := pack(e.kbBad, &badm, map[string]string{"bin/msgtrack": bad}, kbDate); err != nil {
+		return err
+	}
+	sp3, err := tmpl("SP3.json")
+	if err != nil {
+		return err
+	}
+	e.sp3 = filepath.Join(dir, "SP3.hfx")
+	sp3Date := time.Date(2006, 6, 20, 12, 0, 0, 0, time.UTC)
+	if err := pack(e.sp3, sp3, map[string]string{"bin/relayd": bins.RelaydSP3, "bin/msgtrack": bins.TrackSP3}, sp3Date); err != nil {
+		return err
+	}
+	for _, b := range []struct {
+		id, title, bin string
+		out            *string
+	}{
+		{"KB999002", "A relayd build that exits at start", bins.RelaydBroken, &e.relayExit},
+		{"KB999003", "A relayd build that never becomes ready", bins.RelaydHang, &e.relayHang},
+	} {
+		m := *kb
+		m.ID, m.Title, m.Fixes = b.id, b.title, nil
+		m.Files = []manifest.File{{Name: "relayd", Path: "bin/relayd", Component: "relay"}}
+		m.Restart.Services = []string{"relay"}
+		*b.out = filepath.Join(dir, b.id+".hfx")
+		if err := pack(*b.out, &m, map[string]string{"bin/relayd": b.bin}, sp3Date); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func pack(out string, tmpl *manifest.Manifest, payload map[string]string, date time.Time) error {

@@ -85,8 +85,9 @@ func orDash(s string) string {
 }
 
 // expectVersion returns the file version the service should report once restarted on the files
-// of the transaction: the file the component runs from, else the file whose component is named
-// like the service, else the transaction's only file.
+// of the transaction: the file the component runs from (none when it says it runs another
+// file), else the file whose component is named like the service, else the transaction's only
+// file.
 func expectVersion(root layout.Root, files []TxFile, newBuild bool, svc string, cs *Component) string {
 	pick := func(f TxFile) string {
 		if newBuild {
@@ -101,6 +102,9 @@ func expectVersion(root layout.Root, files []TxFile, newBuild bool, svc string, 
 				return pick(f)
 			}
 		}
+		// The service runs none of the transaction's files (tracking, when only relayd goes
+		// back): whatever build it runs is the right one.
+		return ""
 	}
 	for _, f := range files {
 		if f.New.ComponentName() == svc || f.New.Name == svc {

@@ -139,7 +139,9 @@ func handle(ctx context.Context, req Request, h Handler) Response {
 		if !ok {
 			return Response{Error: "this relay cannot upgrade itself"}
 		}
-		if err := u.Upgrade(ctx, req.Version, time.Duration(req.TimeoutMS)*time.Millisecond); err != nil {
+		// Once the new process took over, this one stops serving the control socket, which
+		// ends ctx: the answer must still come back.
+		if err := u.Upgrade(context.WithoutCancel(ctx), req.Version, time.Duration(req.TimeoutMS)*time.Millisecond); err != nil {
 			return Response{Error: err.Error()}
 		}
 		return Response{}

@@ -172,21 +172,47 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting connections, ends idle sessions with 421 4.3.2, and waits for the
 // ones inside a transaction to finish it; when ctx ends first it closes them all.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
+func (s *Server) Shutdown(ctx context.Context) error { return s.shutdown(ctx, 0) }
+
+// Retire is Shutdown for a live upgrade, where another process already accepts on the same
+// listener: it stops accepting, lets the open sessions go on for up to linger (a client that
+// sends its next message and QUIT never sees a 421), and only then drains as Shutdown does.
+func (s *Server) Retire(ctx context.Context, linger time.Duration) error {
+	return s.shutdown(ctx, linger)
+}
+
+func (s *Server) shutdown(ctx context.Context, linger time.Duration) error {
+	if linger <= 0 {
+		s.draining.Store(true)
+	}
 	defer s.lingers.Wait()
 	done := make(chan error, 1)
 	go func() { done <- s.srv.Shutdown(context.Background()) }()
+	closed := func(err error) error {
+		if errors.Is(err, smtp.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+	if linger > 0 {
+		t := time.NewTimer(linger)
+		select {
+		case err := <-done:
+			t.Stop()
+			return closed(err)
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		s.draining.Store(true)
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		s.closeIdle()
 		select {
 		case err := <-done:
-			if errors.Is(err, smtp.ErrServerClosed) {
-				err = nil
-			}
-			return err
+			return closed(err)
 		case <-ctx.Done():
 			s.srv.Close()
 			<-done

@@ -96,6 +96,15 @@ func TestHandover(t *testing.T) {
 	if _, _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("a plain start beside the adopted spool: err = %v, want ErrLocked", err)
 	}
+	// The next upgrade's successor can open it beside this one.
+	next, _, err := Open(dir, Options{Successor: true})
+	if err != nil {
+		t.Fatalf("the next successor: %v", err)
+	}
+	if g := next.Generation(); g != heir.Generation()+1 {
+		t.Fatalf("next successor generation %d, want %d", g, heir.Generation()+1)
+	}
+	next.Close()
 	if err := heir.Remove("M2"); err != nil {
 		t.Fatal(err)
 	}

@@ -313,7 +313,10 @@ func (s *Spool) Generation() uint64 {
 // their live messages, which are this spool's from then on. It returns nothing for a spool that
 // is not a successor, or one that adopted already.
 func (s *Spool) Adopt(ctx context.Context) ([]Message, error) {
-	if s.heir == nil || s.lock != nil {
+	s.mu.Lock()
+	adopting := s.heir != nil && s.lock == nil
+	s.mu.Unlock()
+	if !adopting {
 		return nil, nil
 	}
 	path := filepath.Join(s.dir, "lock")
@@ -360,6 +363,9 @@ func (s *Spool) Adopt(ctx context.Context) ([]Message, error) {
 	s.order = append(prev.order, s.order...)
 	maps.Copy(s.refs, prev.refs)
 	s.lock = lock
+	// The spool is this process's now; the next upgrade's successor takes lock.next.
+	s.heir.Close()
+	s.heir = nil
 	s.mu.Unlock()
 	s.gc()
 	return msgs, nil

@@ -136,6 +136,10 @@ func (u *Upgrader) Upgrade(ctx context.Context, expect string, health time.Durat
 		os.Setenv(EnvHealthTimeout, health.String())
 		defer os.Unsetenv(EnvHealthTimeout)
 	}
+	// A process that took over may upgrade again only once the one it replaced is gone.
+	if err := u.upg.WaitForParent(ctx); err != nil {
+		return fmt.Errorf("upgrade: the previous relayd: %w", err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- u.upg.Upgrade() }()
 	select {

@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"relayfix/internal/demo"
+	"relayfix/internal/layout"
+	"relayfix/internal/smtpload"
+	"relayfix/relay/control"
+)
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, ok := bytes.Cut(b, []byte(") "))
+	return ok && len(rest) > 0 && rest[0] != 'Z'
+}
+
+// servingPID returns the PID in ROOT/run/relayd.pid, which the relayd that serves writes.
+func servingPID(t testing.TB, root layout.Root) int {
+	t.Helper()
+	b, err := os.ReadFile(root.PIDFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%s: %v", root.PIDFile(), err)
+	}
+	return pid
+}
+
+// stopServing ends, when the test ends, whichever relayd serves root then: after a live upgrade
+// it is no longer the process the test started.
+func stopServing(t testing.TB, root layout.Root) {
+	t.Cleanup(func() {
+		b, err := os.ReadFile(root.PIDFile())
+		if err != nil {
+			return
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid <= 0 || !alive(pid) {
+			return
+		}
+		syscall.Kill(pid, syscall.SIGTERM)
+		deadline := time.Now().Add(20 * time.Second)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+}
+
+// status asks the relay on root for its status.
+func status(t testing.TB, root layout.Root) *control.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := control.Client{Path: root.ControlSocket()}.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// steadyLoad is the load of the live-upgrade tests: 8 clients that each quit and reconnect after
+// every 5 messages, at 200 messages a second in all, for d.
+func steadyLoad(addr string, d time.Duration) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.res, l.err = smtpload.Load(ctx, smtpload.LoadOptions{Addr: addr, N: 100000, Concurrency: 8, Size: 2048,
+			Rate: 200, Duration: d, PerConn: 5})
+	}()
+	return l
+}
+
+// wait waits for the load to run its course.
+func (l *load) wait(t testing.TB) *smtpload.LoadResult {
+	t.Helper()
+	<-l.done
+	if l.err != nil {
+		t.Fatalf("load: %v", l.err)
+	}
+	return l.res
+}
+
+// smtpSource runs Postfix's smtp-source against addr, when it is installed: n messages, each in
+// a session of its own, 4 sessions at a time, each waiting a second between messages (so that
+// it runs through n/4 seconds). It returns the command's result channel, or nil.
+func smtpSource(t testing.TB, addr string, n int) <-chan error {
+	t.Helper()
+	bin, err := exec.LookPath("smtp-source")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/smtp-source", "/usr/lib/postfix/sbin/smtp-source"} {
+			if _, err := os.Stat(p); err == nil {
+				bin = p
+			}
+		}
+	}
+	if bin == "" {
+		t.Log("smtp-source is not installed: only the Go clients send")
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		cmd := exec.Command(bin, "-c", "-s", "4", "-w", "1", "-m", strconv.Itoa(n), "-l", "1024",
+			"-f", "source@example.test", "-t", "dst@sink.invalid", addr)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			done <- fmt.Errorf("smtp-source: %w\n%s", err, out.String())
+			return
+		}
+		// smtp-source counts on stdout; it reports an error reply or a dropped connection on
+		// stderr and keeps going, so anything it says besides counts is a failure.
+		for _, line := range strings.FieldsFunc(out.String(), func(r rune) bool { return r == '\n' || r == '\r' }) {
+			line = strings.TrimSpace(line)
+			if line == "" {
+				continue
+			}
+			if _, err := strconv.Atoi(line); err != nil {
+				done <- fmt.Errorf("smtp-source: %s", line)
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// checkTracking checks that the tracking logs record every acknowledged message once per event
+// (received, queued, delivered), in order. The plugin writes asynchronously: it is given until
+// the deadline.
+func checkTracking(t testing.TB, root layout.Root, acks map[int]string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		recs, err := demo.ReadRecords(root.TrackingLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing, repeated, first := 0, 0, -1
+		for seq := range acks {
+			if recs.Missing(seq) > 0 {
+				missing++
+				first = seq
+			}
+			repeated += recs.Repeated(seq)
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			if missing > 0 || repeated > 0 {
+				t.Errorf("tracking logs: %d of %d acknowledged messages lack records (e.g. %d), %d records repeated",
+					missing, len(acks), first, repeated)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestServicePack3LiveUnderLoad applies SP3, which replaces relayd itself, on SP2+KB910618 while
+// 8 clients keep opening connections and sending, and Postfix's smtp-source too; then rolls
+// its components back. relayd hands over to its new build and back: every connection is greeted, every
+// acknowledged message is delivered once and tracked once per event.
+func TestServicePack3LiveUnderLoad(t *testing.T) {
+	root, sink, r := liveSP2(t)
+	stopServing(t, root)
+	mustHotfix(t, root, "apply", e.kb)
+	r.waitTracking(t, "6.5.7651.45")
+	pid0 := status(t, root).PID
+
+	l := steadyLoad(r.Addr, 12*time.Second)
+	source := smtpSource(t, r.Addr, 40)
+	waitFlowing(t, sink, 100)
+
+	out := mustHotfix(t, root, "apply", e.sp3)
+	if !strings.Contains(out, "service relay: restarted, running 6.5.7700.1, healthy") {
+		t.Errorf("live apply of SP3 said:\n%s", out)
+	}
+	st := status(t, root)
+	if st.Version != "6.5.7700.1" || st.PID == pid0 || servingPID(t, root) != st.PID {
+		t.Fatalf("after SP3: relayd %s pid %d (was %d), pid file %d", st.Version, st.PID, pid0, servingPID(t, root))
+	}
+	if c, _ := st.Component("tracking"); c.Version != "6.5.7700.1" || c.Health != control.HealthHealthy {
+		t.Errorf("after SP3: tracking %+v", c)
+	}
+	if alive(pid0) {
+		// The old relayd may still be finishing its last sessions; it must go on its own.
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(pid0) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(pid0) {
+			t.Errorf("the old relayd %d is still running 10s after the upgrade", pid0)
+		}
+	}
+	checkConsistent(t, root)
+	waitFlowing(t, sink, 100) // through the new build
+
+	// Back, one component at a time (relayd, then the tracking build): relayd hands over to its
+	// previous build the same way.
+	out = mustHotfix(t, root, "rollback", "relayd")
+	if !strings.Contains(out, "service relay: restarted, running 6.5.7638.1, healthy") {
+		t.Errorf("live rollback of relayd said:\n%s", out)
+	}
+	mustHotfix(t, root, "rollback", "msgtrack")
+	st2 := status(t, root)
+	if st2.Version != "6.5.7638.1" || st2.PID == st.PID {
+		t.Fatalf("after the rollback: relayd %s pid %d (SP3's was %d)", st2.Version, st2.PID, st.PID)
+	}
+	if c, _ := st2.Component("tracking"); c.Version != "6.5.7651.45" {
+		t.Errorf("after the rollback: tracking %+v", c)
+	}
+	checkConsistent(t, root)
+
+	res := l.wait(t)
+	t.Logf("load: %d sessions, %d sent, %d acked, %d rejected, %d connection errors, max transaction %v",
+		res.Sessions, res.Sent, res.Acked, res.Rejected, res.ConnErrors, res.MaxLatency())
+	if res.ConnErrors != 0 || res.Rejected != 0 {
+		t.Errorf("%d connections not greeted or broken, %d transactions refused (first: %v)", res.ConnErrors, res.Rejected, res.FirstError)
+	}
+	if source != nil {
+		if err := <-source; err != nil {
+			t.Error(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tally := sink.WaitFor(ctx, res.Acks)
+	t.Logf("sink: %s, %d from smtp-source", tally, sink.Others())
+	if tally.Lost != 0 || tally.Duplicates != 0 || tally.Unexpected != 0 {
+		t.Errorf("delivery: %s (first lost %v)", tally, tally.LostSeqs[:min(5, len(tally.LostSeqs))])
+	}
+	if source != nil && sink.Others() != 40 {
+		t.Errorf("smtp-source: %d of 40 messages delivered", sink.Others())
+	}
+	checkTracking(t, root, res.Acks)
+}
