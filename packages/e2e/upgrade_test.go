@@ -14,6 +14,7 @@ import (
 
 	"relayfix/internal/demo"
 	"relayfix/internal/layout"
+	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
 	"relayfix/relay/control"
 )
@@ -251,4 +252,51 @@ func TestServicePack3LiveUnderLoad(t *testing.T) {
 		t.Errorf("smtp-source: %d of 40 messages delivered", sink.Others())
 	}
 	checkTracking(t, root, res.Acks)
+}
+
+// TestRelaydBuildThatDoesNotTakeOver applies builds of relayd that exit at start and that never
+// become ready, under load: the running relayd serves throughout, hotfix puts the files back,
+// nothing is lost or refused.
+func TestRelaydBuildThatDoesNotTakeOver(t *testing.T) {
+	for _, tc := range []struct {
+		name, pkg, want string
+	}{
+		{"exits at start", e.relayExit, "exited"},
+		{"never ready", e.relayHang, "timed out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := relaytest.ShortRoot(t)
+			mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
+			sink, err := smtpload.NewSink("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sink.Close() })
+			// The relay gives a new build 3s to be ready; hotfix waits longer than that.
+			r := relaytest.StartRelayd(t, root.Bin("relayd"), root, sink.Addr(),
+				"--allow", "127.0.0.1/32", "--upgrade-timeout", "3s")
+			stopServing(t, root)
+			pid := status(t, root).PID
+
+			l := steadyLoad(r.Addr, 10*time.Second)
+			waitFlowing(t, sink, 100)
+			res := hotfix(t, root, nil, "apply", tc.pkg, "--health-timeout", "10s")
+			if res.code != 1 || !strings.Contains(res.stderr, tc.want) || !strings.Contains(res.stderr, "the previous build was put back") {
+				t.Errorf("apply: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+			}
+			if v := versionOf(t, root, "relayd"); v != "6.5.7638.1" {
+				t.Errorf("after the rollback relayd is listed as %s", v)
+			}
+			checkConsistent(t, root)
+			if st := status(t, root); st.PID != pid || st.Version != "6.5.7638.1" {
+				t.Errorf("relayd after the failed upgrade: pid %d (was %d) version %s", st.PID, pid, st.Version)
+			}
+			waitFlowing(t, sink, 100)
+			lr := l.wait(t)
+			if lr.ConnErrors != 0 || lr.Rejected != 0 {
+				t.Errorf("%d connections not greeted or broken, %d transactions refused (first: %v)", lr.ConnErrors, lr.Rejected, lr.FirstError)
+			}
+			noneLost(t, sink, lr)
+		})
+	}
 }
