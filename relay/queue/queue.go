@@ -562,6 +562,19 @@ func (q *Queue) Len() int {
 	return len(q.msgs)
 }
 
+// Oldest returns when the oldest queued message was received; zero when the queue is empty.
+func (q *Queue) Oldest() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var oldest time.Time
+	for _, m := range q.msgs {
+		if oldest.IsZero() || m.env.Received.Before(oldest) {
+			oldest = m.env.Received
+		}
+	}
+	return oldest
+}
+
 // List returns up to limit queued messages (0: all), oldest first.
 func (q *Queue) List(limit int) []control.QueueEntry {
 	q.mu.Lock()

@@ -210,6 +210,7 @@ func (h *Host) statusLocked() control.ComponentStatus {
 		Crashes:  h.crashes,
 		LastExit: h.lastExit,
 		Pending:  int(h.journal.Last() - h.journal.Acked()),
+		Written:  h.journal.Acked(),
 	}
 	if p := h.cur; p != nil {
 		st.Version, st.Protocol, st.PID, st.Started = p.version, p.protocol, p.pid, p.started
