@@ -71,7 +71,8 @@ func Files(fsys fs.FS, q Query) ([]string, error) {
 		if !q.Since.IsZero() && day.Before(truncDay(q.Since)) {
 			continue
 		}
-		if !q.Until.IsZero() && day.After(truncDay(q.Until).AddDate(0, 0, lateDays)) {
+		// Until is exclusive: the last day with events is the one of the instant before it.
+		if !q.Until.IsZero() && day.After(truncDay(q.Until.Add(-time.Nanosecond)).AddDate(0, 0, lateDays)) {
 			continue
 		}
 		out = append(out, name)
