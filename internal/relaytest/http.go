@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,28 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// ProcCPU returns the CPU time (user and system) process pid has used so far, with that of its
+// reaped children when children is set, from /proc/PID/stat in clock ticks of 10 ms.
+func ProcCPU(pid int, children bool) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from the 3rd (state) on
+	idx := []int{11, 12}                                     // utime, stime
+	if children {
+		idx = append(idx, 13, 14) // cutime, cstime
+	}
+	var ticks int64
+	for _, i := range idx {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }

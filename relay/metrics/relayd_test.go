@@ -134,6 +134,26 @@ func TestMetricsCountMessages(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
+
+	// A restart asked for over the control socket counts as requested, not as a crash; a
+	// tracking file that is not the running build makes a restart pending.
+	if _, err := r.Ctl.RestartComponent(t.Context(), "tracking"); err != nil {
+		t.Fatal(err)
+	}
+	relaytest.Install(t, root, stamp.ProductVersion, 2,
+		relaytest.Installed{Name: "relayd", Path: "bin/relayd", Version: stamp.RelaydVersion, Package: "SP2"},
+		relaytest.Installed{Name: "msgtrack", Path: "bin/msgtrack", Component: "tracking", Version: stamp.TrackPrefixVersion, Package: "SP2"})
+	last, _ := scrape(t, addr)
+	for name, want := range map[string]float64{
+		`relayfix_tracking_restarts_total{reason="requested"}`:     after[`relayfix_tracking_restarts_total{reason="requested"}`] + 1,
+		`relayfix_tracking_restarts_total{reason="crash"}`:         after[`relayfix_tracking_restarts_total{reason="crash"}`],
+		`relayfix_component_restart_pending{component="tracking"}`: 1,
+		`relayfix_component_restart_pending{component="relayd"}`:   0,
+	} {
+		if got := last[name]; got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
 }
 
 // TestAlertRules checks deploy/'s rules and scrape configuration with promtool, and runs the

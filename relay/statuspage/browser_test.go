@@ -146,6 +146,21 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if len(scripts) != 0 {
 		t.Errorf("the page holds script elements: %q", scripts)
 	}
+	// Usable on a phone, and it refreshes itself without script.
+	var viewport, refresh string
+	walk(doc, func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "meta" {
+			if attr(n, "name") == "viewport" {
+				viewport = attr(n, "content")
+			}
+			if strings.EqualFold(attr(n, "http-equiv"), "refresh") {
+				refresh = attr(n, "content")
+			}
+		}
+	})
+	if !strings.Contains(viewport, "width=device-width") || refresh == "" {
+		t.Errorf("viewport %q, refresh %q", viewport, refresh)
+	}
 	if !strings.Contains(text(byID(doc, "tracking-records")), xssMark) {
 		t.Errorf("the second subject is not shown as text")
 	}
