@@ -79,6 +79,14 @@ func (s Snapshot) File(component string) (File, bool) {
 	return File{}, false
 }
 
+// RestartPending reports whether component runs another build than the file installed for it:
+// hotfix swapped the file and the component has not been restarted since. A component that runs
+// nothing (running is empty) or has no installed file is not pending.
+func (s Snapshot) RestartPending(component, running string) bool {
+	f, ok := s.File(component)
+	return ok && running != "" && f.Version != "" && running != f.Version
+}
+
 // Reader reads a Snapshot.
 type Reader interface {
 	Read() (Snapshot, error)

@@ -55,3 +55,26 @@ func TestReadsWhatHotfixWrites(t *testing.T) {
 		t.Errorf("corrupt database: %v", err)
 	}
 }
+
+func TestRestartPending(t *testing.T) {
+	s := installed.Snapshot{Files: []installed.File{
+		{Name: "relayd", Path: "bin/relayd", Version: "6.5.7638.1"},
+		{Name: "msgtrack", Path: "bin/msgtrack", Component: "tracking", Version: "6.5.7651.45"},
+	}}
+	tests := []struct {
+		component, running string
+		want               bool
+	}{
+		{"tracking", "6.5.7651.45", false},
+		{"tracking", "6.5.7638.1", true}, // the hotfix went in, the old build still runs
+		{"tracking", "", false},          // switched off or restarting: nothing runs
+		{"relayd", "6.5.7638.1", false},
+		{"msgtrack", "6.5.7638.1", false}, // the file's name is not its component
+		{"archiver", "1.0.0.0", false},    // nothing installed for it
+	}
+	for _, tt := range tests {
+		if got := s.RestartPending(tt.component, tt.running); got != tt.want {
+			t.Errorf("RestartPending(%q, %q) = %v, want %v", tt.component, tt.running, got, tt.want)
+		}
+	}
+}

@@ -123,13 +123,6 @@ func (c *countedComponent) Restart(ctx context.Context) (control.ComponentStatus
 	return c.Component.Restart(ctx)
 }
 
-// RestartPending reports whether a component runs another build than the one installed for it.
-// A component that runs nothing (switched off, or not started yet) or has no installed file is
-// not pending.
-func RestartPending(running string, file installed.File, haveFile bool) bool {
-	return haveFile && running != "" && file.Version != "" && running != file.Version
-}
-
 var (
 	descReceived  = prometheus.NewDesc("relayfix_messages_received_total", "Messages accepted over SMTP and stored in the spool (bounces the relay generates included).", nil, nil)
 	descDelivered = prometheus.NewDesc("relayfix_messages_delivered_total", "Deliveries the next hop accepted, one per recipient.", nil, nil)
@@ -206,16 +199,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	gauge(descComponent, 1, RelaydComponent, st.Version, "running")
-	f, ok := snap.File(RelaydComponent)
-	gauge(descPending, bool01(RestartPending(st.Version, f, ok)), RelaydComponent)
+	gauge(descPending, bool01(snap.RestartPending(RelaydComponent, st.Version)), RelaydComponent)
 	for _, cs := range st.Components {
 		gauge(descComponent, 1, cs.Name, cs.Version, cs.Health)
 		running := cs.Version
 		if cs.PID == 0 {
 			running = "" // nothing runs: the version is the last one seen
 		}
-		f, ok := snap.File(cs.Name)
-		gauge(descPending, bool01(RestartPending(running, f, ok)), cs.Name)
+		gauge(descPending, bool01(snap.RestartPending(cs.Name, running)), cs.Name)
 		if cs.Name == TrackingComponent {
 			counter(descRestarts, uint64(cs.Crashes), "crash")
 			counter(descRestarts, c.m.requestedRestarts(cs.Name), "requested")

@@ -155,20 +155,20 @@ func (p *Page) build() view {
 		v.History = v.History[:historyRows]
 	}
 
-	f, ok := snap.File(metrics.RelaydComponent)
+	f, _ := snap.File(metrics.RelaydComponent)
 	v.Components = append(v.Components, componentView{
 		Name: metrics.RelaydComponent, Running: st.Version, State: "running", PID: st.PID,
-		InstalledPath: f.Path, InstalledVersion: f.Version, RestartPending: metrics.RestartPending(st.Version, f, ok),
+		InstalledPath: f.Path, InstalledVersion: f.Version, RestartPending: snap.RestartPending(metrics.RelaydComponent, st.Version),
 	})
 	for i, cs := range st.Components {
 		running := cs.Version
 		if cs.PID == 0 {
 			running = ""
 		}
-		f, ok := snap.File(cs.Name)
+		f, _ := snap.File(cs.Name)
 		v.Components = append(v.Components, componentView{
 			Name: cs.Name, Running: running, State: cs.Health, PID: cs.PID,
-			InstalledPath: f.Path, InstalledVersion: f.Version, RestartPending: metrics.RestartPending(running, f, ok),
+			InstalledPath: f.Path, InstalledVersion: f.Version, RestartPending: snap.RestartPending(cs.Name, running),
 		})
 		if cs.Name == metrics.TrackingComponent {
 			v.Tracking = &st.Components[i]
