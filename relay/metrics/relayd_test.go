@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"bufio"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -67,6 +68,19 @@ func TestMetricsCountMessages(t *testing.T) {
 		st, err := r.Ctl.Status(t.Context())
 		return err == nil && len(st.Components) == 1 && st.Components[0].Health == control.HealthHealthy
 	})
+
+	// The listener answers load balancers and reads only.
+	if code, body, err := relaytest.Get(t.Context(), "http://"+addr+"/healthz"); err != nil || code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q %v", code, body, err)
+	}
+	resp, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /: %d, want 405", resp.StatusCode)
+	}
 
 	before, _ := scrape(t, addr)
 	const n, conns = 300, 4
