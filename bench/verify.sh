@@ -11,7 +11,7 @@ trap 'rm -rf "$work"' EXIT
 
 go build -o "$work/hotfix" ./cmd/hotfix
 go build -ldflags "-X relayfix/internal/stamp.what=@(#)relayfix-fileversion:6.5.7651.45;" \
-  -o "$work/stamped" ./packages/testdata/stamped
+  -o "$work/stamped" ./packages/archive/testdata/stamped
 
 # A payload with the make-up of real binaries: the stamped executable, then machine code and data
 # from the system's shared libraries, to 64 MiB.

@@ -6,23 +6,27 @@
 // package signs, which Parse reads back to an equal manifest. ParseTemplate reads the template
 // hotfix pack starts from, where the file rows may leave out what pack measures from the payload.
 // FileVersion is the four-part file version (6.5.7651.45) that file tables use; product versions
-// and prerequisite constraints are semantic versions (Masterminds/semver).
+// and prerequisite constraints are semantic versions (Masterminds/semver). The file-table row, the
+// file version and the package kind are defined in manifest/record, which the install database
+// shares without linking the parser.
 package manifest
 
 import (
 	"time"
+
+	"relayfix/manifest/record"
 )
 
 // SchemaVersion is the manifest format version this package reads and writes.
 const SchemaVersion = 1
 
 // Kind says whether a package lays down a product level or patches one.
-type Kind string
+type Kind = record.Kind
 
 // Package kinds.
 const (
-	KindServicePack Kind = "servicepack"
-	KindHotfix      Kind = "hotfix"
+	KindServicePack = record.KindServicePack
+	KindHotfix      = record.KindHotfix
 )
 
 // Manifest is a package's signed description, in the shape of a KB article's tables.
@@ -41,6 +45,24 @@ type Manifest struct {
 	Files      []File   `json:"files"`
 	Restart    Restart  `json:"restart"`
 	Supersedes []string `json:"supersedes,omitempty"`
+	// Fixes are the known problems the package fixes, each with the crash signature by which a
+	// host recognises it has the problem.
+	Fixes []Fix `json:"fixes,omitempty"`
+}
+
+// Fix is a known problem a package fixes, in the terms a crash record uses: the component that
+// crashed, the builds of it that have the problem and the crash's signature. Whoever matches
+// crashes against packages takes the signature from here, so the knowledge of which crash is
+// which problem ships, signed, with the fix.
+type Fix struct {
+	Component string `json:"component"` // e.g. tracking
+	// Affected is a constraint on the component's four-part file version, e.g.
+	// ">= 6.5.7638.1, < 6.5.7651.45" (see ParseVersionConstraint).
+	Affected string `json:"affected"`
+	// Signature is the crash signature: the panic kind and the innermost frame in relayfix's own
+	// code, e.g. "nil pointer dereference in relayfix/relay/trackplugin.recordsFor".
+	Signature string `json:"signature"`
+	Summary   string `json:"summary"` // one line
 }
 
 // Product names the product a package belongs to. For a service pack, Version and ServicePack are
@@ -61,25 +83,16 @@ type Requires struct {
 }
 
 // File is one row of the file table.
-type File struct {
-	Name      string      `json:"name"`                // file name as the KB lists it, e.g. msgtrack
-	Path      string      `json:"path"`                // install path relative to the root, e.g. bin/msgtrack
-	Component string      `json:"component,omitempty"` // component it belongs to; defaults to Name
-	Version   FileVersion `json:"version"`             // four-part file version
-	Size      int64       `json:"size"`                // bytes
-	Date      time.Time   `json:"date"`                // UTC date and time, whole seconds
-	Platform  string      `json:"platform"`            // GOOS/GOARCH, e.g. linux/amd64
-	SHA256    string      `json:"sha256"`              // lower-case hex
-	Mode      uint32      `json:"mode,omitempty"`      // permission bits; 0755 when zero
-}
+type File = record.File
 
-// ComponentName returns the component the file belongs to.
-func (f File) ComponentName() string {
-	if f.Component != "" {
-		return f.Component
-	}
-	return f.Name
-}
+// FileVersion is a four-part file version (see record.FileVersion).
+type FileVersion = record.FileVersion
+
+// ParseFileVersion parses "a.b.c.d" (see record.ParseFileVersion).
+func ParseFileVersion(s string) (FileVersion, error) { return record.ParseFileVersion(s) }
+
+// MustParseFileVersion is ParseFileVersion for constants; it panics on a malformed version.
+func MustParseFileVersion(s string) FileVersion { return record.MustParseFileVersion(s) }
 
 // Restart says what must restart for the package to take effect.
 type Restart struct {

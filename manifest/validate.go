@@ -165,6 +165,7 @@ func (m *Manifest) validate(template bool) error {
 		}
 		seen[key] = i
 	}
+	m.checkFixes(&p)
 	return p.err()
 }
 

@@ -75,13 +75,17 @@ type Config struct {
 	RetryMax  time.Duration // longest retry delay (1 hour)
 	// DeliveryTimeout bounds each command and the connect to the next hop (1 minute).
 	DeliveryTimeout time.Duration
-	// DrainTimeout bounds how long a shutdown waits for open transactions (30 seconds).
+	// DrainTimeout bounds how long a shutdown waits for open transactions and deliveries under
+	// way (30 seconds); deliveries still running then are cut off and tried again later.
 	DrainTimeout time.Duration
 
 	// Resolver finds the mail exchangers of recipient domains when there is no next hop
 	// (net.DefaultResolver); MXPort is their SMTP port (25).
 	Resolver courier.Resolver
 	MXPort   string
+	// Courier makes each delivery worker's Deliverer. nil: a courier.Courier to NextHop, or a
+	// courier.Router to the recipients' mail exchangers when there is no next hop.
+	Courier func() courier.Deliverer
 
 	Recorder   track.Recorder // nil: track.Discard
 	Components []control.Component
@@ -145,6 +149,9 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Courier == nil {
+		cfg.Courier = defaultCourier(cfg)
+	}
 	sp, msgs, err := spool.Open(cfg.Root.Spool(), spool.Options{Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
@@ -201,6 +208,19 @@ func New(cfg Config) (*Relay, error) {
 		ObserveTransaction: r.observeTransaction(),
 	})
 	return r, nil
+}
+
+// defaultCourier delivers to the configured next hop, or else to the recipients' mail
+// exchangers.
+func defaultCourier(cfg Config) func() courier.Deliverer {
+	if cfg.NextHop == "" {
+		return func() courier.Deliverer {
+			return &courier.Router{Resolver: cfg.Resolver, Port: cfg.MXPort, Helo: cfg.Hostname, Timeout: cfg.DeliveryTimeout}
+		}
+	}
+	return func() courier.Deliverer {
+		return &courier.Courier{NextHop: cfg.NextHop, Helo: cfg.Hostname, Timeout: cfg.DeliveryTimeout}
+	}
 }
 
 // Messages returns the queue as a track.MessageSource: a message's properties while it is
@@ -270,10 +290,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	qctx, stopQueue := context.WithCancel(context.Background())
 	wg.Go(func() { r.queue.Run(qctx) })
 
+	// Workers deliver while the SMTP drain lasts and then take no more messages; deliveries
+	// under way get what is left of the drain's time, and are cut off after it.
 	wctx, stopWorkers := context.WithCancel(context.Background())
+	deliveries, cutDeliveries := context.WithCancel(context.Background())
+	defer cutDeliveries()
 	var workers sync.WaitGroup
 	for range r.cfg.Workers {
-		workers.Go(func() { r.worker(wctx) })
+		workers.Go(func() { r.worker(wctx, deliveries) })
 	}
 
 	cctx, stopControl := context.WithCancel(context.Background())
@@ -298,9 +322,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err := r.smtp.Shutdown(dctx); err != nil {
 		r.log.Warn("smtp drain cut short", "err", err)
 	}
-	cancel()
 	stopWorkers()
+	stop := context.AfterFunc(dctx, func() {
+		r.log.Warn("deliveries cut short by the shutdown; they will be tried again")
+		cutDeliveries()
+	})
 	workers.Wait()
+	stop()
+	cancel()
 	stopQueue()
 	stopControl()
 	wg.Wait()
@@ -308,9 +337,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	return runErr
 }
 
-// worker delivers messages over one reused connection to the next hop.
-func (r *Relay) worker(ctx context.Context) {
-	k := &courier.Courier{NextHop: r.cfg.NextHop, Helo: r.cfg.Hostname, Timeout: r.cfg.DeliveryTimeout}
+// worker hands messages to its own Deliverer until ctx ends. A delivery runs on deliveries,
+// which ends only when a shutdown has waited long enough for it: a delivery cut off is a
+// temporary failure, so the message stays queued.
+func (r *Relay) worker(ctx, deliveries context.Context) {
+	k := r.cfg.Courier()
 	defer k.Close()
 	for {
 		d, err := r.queue.Next(ctx, 5*time.Second)
@@ -328,25 +359,12 @@ func (r *Relay) worker(ctx context.Context) {
 			k.Close() // idle: do not hold the next hop's connection open
 			continue
 		}
-		var results []queue.Result
 		start := time.Now()
-		if r.cfg.NextHop == "" {
-			rt := courier.Router{Resolver: r.cfg.Resolver, Port: r.cfg.MXPort, Helo: r.cfg.Hostname, Timeout: r.cfg.DeliveryTimeout}
-			res, partners := rt.Deliver(context.Background(), d.Sender, d.Recipients, d.Body, d.Body.Size())
-			for i, x := range res {
-				results = append(results, queue.Result{OK: x.OK, Temporary: x.Temporary, Reply: x.Reply, Partner: partners[i]})
-			}
-		} else {
-			// The delivery itself is not cancelled by a shutdown: a transaction already under
-			// way finishes (bounded by the delivery timeout) so the message is not sent twice.
-			for _, res := range k.Deliver(context.Background(), d.Sender, d.Recipients, d.Body) {
-				results = append(results, queue.Result{OK: res.OK, Temporary: res.Temporary, Reply: res.Reply})
-			}
-		}
+		results := k.Deliver(deliveries, d.Sender, d.Recipients, d.Body)
 		if r.metrics != nil {
 			r.metrics.ObserveDelivery(time.Since(start))
 		}
-		r.queue.Done(d, results, r.cfg.NextHop)
+		r.queue.Done(d, results)
 	}
 }
 
@@ -382,7 +400,17 @@ func (r *Relay) Status() control.Status {
 }
 
 // Queue implements control.Handler.
-func (r *Relay) Queue(limit int) []control.QueueEntry { return r.queue.List(limit) }
+func (r *Relay) Queue(limit int) []control.QueueEntry {
+	list := r.queue.List(limit)
+	out := make([]control.QueueEntry, len(list))
+	for i, e := range list {
+		out[i] = control.QueueEntry{
+			QueueID: e.ID, Sender: e.Sender, Recipients: e.Recipients, Size: e.Size, Received: e.Received,
+			Attempts: e.Attempts, NextTry: e.NextTry, LastError: e.LastError,
+		}
+	}
+	return out
+}
 
 // Flush implements control.Handler.
 func (r *Relay) Flush() int { return r.queue.Flush() }

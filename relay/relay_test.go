@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"relayfix/internal/smtpload"
 	"relayfix/relay"
 	"relayfix/relay/control"
+	"relayfix/relay/courier"
 	"relayfix/relay/track"
 )
 
@@ -277,5 +279,151 @@ func TestWithoutNextHopRoutesByMX(t *testing.T) {
 	}
 	if len(delivered) != 3 { // a@mx.test, b@backup.test, and the bounce to s@mx.test
 		t.Fatalf("delivered events: %v", delivered)
+	}
+}
+
+// fakeCourier answers each recipient by its local part: ok@ is delivered, temp@ refused for now,
+// anything else refused for good.
+type fakeCourier struct {
+	mu     sync.Mutex
+	closed int
+}
+
+func (f *fakeCourier) Deliver(_ context.Context, _ string, rcpts []string, body *io.SectionReader) []courier.Result {
+	if _, err := io.ReadAll(io.NewSectionReader(body, 0, body.Size())); err != nil {
+		panic(err)
+	}
+	res := make([]courier.Result, len(rcpts))
+	for i, r := range rcpts {
+		switch {
+		case strings.HasPrefix(r, "ok@"), strings.HasPrefix(r, "s@"):
+			res[i] = courier.Result{OK: true, Reply: "250 ok", Partner: "fake.test:25"}
+		case strings.HasPrefix(r, "temp@"):
+			res[i] = courier.Result{Temporary: true, Reply: "451 4.3.0 later", Partner: "fake.test:25"}
+		default:
+			res[i] = courier.Result{Reply: "550 5.1.1 no such user", Partner: "fake.test:25"}
+		}
+	}
+	return res
+}
+
+func (f *fakeCourier) Close() {
+	f.mu.Lock()
+	f.closed++
+	f.mu.Unlock()
+}
+
+// The relay delivers through the Deliverer its configuration names, and records each outcome
+// with the partner the Deliverer reports.
+func TestDeliversThroughTheConfiguredCourier(t *testing.T) {
+	rec := &events{}
+	fake := &fakeCourier{}
+	r := startRelay(t, relay.Config{NextHop: "unused.test:25", Courier: func() courier.Deliverer { return fake },
+		Workers: 1, Recorder: rec, RetryBase: time.Hour})
+	c, err := smtp.Dial(r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail("s@example.test", []string{"ok@x.test", "temp@x.test", "gone@x.test"}, bytes.NewReader(smtpload.Message(1, 200))); err != nil {
+		t.Fatal(err)
+	}
+	want := map[track.EventID]string{
+		track.EventDelivered: "ok@x.test 250 ok",
+		track.EventDeferred:  "temp@x.test 451 4.3.0 later",
+		track.EventFailed:    "gone@x.test 550 5.1.1 no such user",
+		track.EventBounced:   " 550 5.1.1 no such user",
+	}
+	got := map[track.EventID]string{}
+	for deadline := time.Now().Add(10 * time.Second); len(got) < len(want); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("events %v, want %v", got, want)
+		}
+		rec.mu.Lock()
+		for _, ev := range rec.evs {
+			if _, ok := want[ev.ID]; ok && ev.Props != nil && ev.Props.Sender == "s@example.test" {
+				got[ev.ID] = ev.Recipient + " " + ev.Reply
+				if ev.ID != track.EventBounced && ev.Partner != "fake.test:25" {
+					t.Errorf("event %d: partner %q, want the courier's", ev.ID, ev.Partner)
+				}
+			}
+		}
+		rec.mu.Unlock()
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("event %d: %q, want %q", id, got[id], w)
+		}
+	}
+	q := r.Queue(0)
+	if len(q) == 0 || q[0].Sender != "s@example.test" || len(q[0].Recipients) != 1 || q[0].Recipients[0] != "temp@x.test" || q[0].Attempts != 1 {
+		t.Fatalf("queue: %+v", q)
+	}
+}
+
+// A shutdown does not wait out a next hop that stalls: once the drain time is over, the delivery
+// under way is cut off, and its message stays queued for a later try: not lost, not bounced.
+func TestShutdownCutsOffAStalledDeliveryAndKeepsTheMessage(t *testing.T) {
+	sink, err := smtpload.NewSink("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	stalled, release := make(chan int, 1), make(chan struct{})
+	defer close(release)
+	sink.SetReply(func(seq int) error {
+		stalled <- seq
+		<-release // never answers the end of DATA while the test runs
+		return nil
+	})
+	root := layout.Root(t.TempDir())
+	const drain = 500 * time.Millisecond
+	cfg := relay.Config{Root: root, Listen: "127.0.0.1:0", NextHop: sink.Addr(), DrainTimeout: drain, RetryBase: time.Hour}
+	r, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for deadline := time.Now().Add(10 * time.Second); r.Addr() == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("relay did not listen")
+		}
+	}
+	res, err := smtpload.Load(context.Background(), smtpload.LoadOptions{Addr: r.Addr().String(), N: 1, From: "s@example.test"})
+	if err != nil || res.Acked != 1 {
+		t.Fatalf("load: %v, acked %d", err, res.Acked)
+	}
+	select {
+	case <-stalled: // the delivery is under way, waiting for the next hop
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery reached the next hop")
+	}
+	t0 := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second): // the delivery timeout is a minute
+		t.Fatal("Run did not return: the shutdown waits for the stalled delivery")
+	}
+	took := time.Since(t0)
+	t.Logf("shutdown took %v with a delivery stalled (drain %v)", took, drain)
+	if took < drain {
+		t.Errorf("shutdown took %v: the delivery was not given the drain time", took)
+	}
+	// The message is still queued, once, deferred, with no bounce.
+	cfg.Courier = func() courier.Deliverer { return &fakeCourier{} }
+	r2, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := r2.Queue(0)
+	if len(q) != 1 || q[0].QueueID != queueID(res.Acks[0]) || q[0].Sender != "s@example.test" || q[0].Attempts != 1 || q[0].LastError == "" {
+		t.Fatalf("queue after the shutdown: %+v, want the message that was cut off", q)
 	}
 }

@@ -1,7 +1,10 @@
 // Package verifier checks real files against a manifest's file table, the way an operator would
 // check a KB article's table by hand: size in bytes, SHA-256, the four-part file version, the
-// platform the executable was built for, and the UTC date and time. It also loads the keys a
-// package signature must verify with, and checks a package's prerequisites.
+// platform the executable was built for, and the UTC date and time. It also checks a package's
+// prerequisites against the install database, and owns everything about minisign keys and
+// signatures: creating a key pair, reading secret keys, loading the trusted public keys, signing
+// a manifest and checking its signature, so that the archive and hotfix's commands hold no key
+// handling of their own.
 //
 // Everything is read statically. The file version comes from scanning the file's bytes for the
 // what-string that the build stamps in (see relayfix/internal/stamp), never from running the

@@ -8,26 +8,8 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"relayfix/manifest"
+	"relayfix/packages/installdb"
 )
-
-// InstalledProduct is what an install root has at the product level, in the terms the
-// prerequisite checks need. The install store converts its own records into it: verifier cannot
-// import the store, which imports verifier to check files.
-type InstalledProduct struct {
-	Name        string // product name; empty for a root where nothing is installed
-	Version     string // product version, semver, e.g. 6.5.7638
-	ServicePack int    // service-pack level, e.g. 2
-	// Packages are the packages installed on the root, in the order they were applied. A package
-	// listed here counts as installed as a whole: a caller that knows some of its files were
-	// rolled back since leaves it out, so that applying it again completes it.
-	Packages []InstalledPackage
-}
-
-// InstalledPackage is one package installed on a root.
-type InstalledPackage struct {
-	ID         string
-	Supersedes []string // ids of the packages it replaced, from its manifest
-}
 
 // Unmet names the kind of prerequisite a package does not meet.
 type Unmet string
@@ -66,8 +48,11 @@ func (e *PrerequisiteError) Error() string {
 	return fmt.Sprintf("%s requires %s; this root has %s", e.Package, e.Need, e.Have)
 }
 
-// CheckPrerequisites reports whether m may be applied to a root that has installed, which is nil
-// (or has no Name) for an empty root. It returns a *PrerequisiteError for a prerequisite that is
+// CheckPrerequisites reports whether m may be applied to a root whose product record is prod
+// (nil, or with no Name, for an empty root) and that has the packages installed, in the order
+// they were applied. A package listed in installed counts as installed as a whole: a caller that
+// knows some of its files were rolled back since leaves it out, so that applying it again
+// completes it. It returns a *PrerequisiteError for a prerequisite that is
 // not met, and another error when the records themselves cannot be read.
 //
 // A package is refused if the same id is installed, or if an installed package supersedes it. A
@@ -79,39 +64,37 @@ func (e *PrerequisiteError) Error() string {
 //
 // Constraints follow Masterminds/semver, so ">= 6.5.7638" does not admit a pre-release such as
 // 6.5.7651-beta.1; a constraint that should must say so (">= 6.5.7638-0").
-func CheckPrerequisites(m *manifest.Manifest, installed *InstalledProduct) error {
+func CheckPrerequisites(m *manifest.Manifest, prod *installdb.Product, installed []installdb.InstalledPackage) error {
 	if m == nil {
 		return errors.New("check prerequisites: no manifest")
 	}
-	if installed != nil {
-		for _, p := range installed.Packages {
-			if strings.EqualFold(p.ID, m.ID) {
-				return &PrerequisiteError{Package: m.ID, Unmet: UnmetInstalled, By: p.ID}
-			}
+	for _, p := range installed {
+		if strings.EqualFold(p.ID, m.ID) {
+			return &PrerequisiteError{Package: m.ID, Unmet: UnmetInstalled, By: p.ID}
 		}
-		for _, p := range installed.Packages {
-			for _, s := range p.Supersedes {
-				if strings.EqualFold(s, m.ID) {
-					return &PrerequisiteError{Package: m.ID, Unmet: UnmetSuperseded, By: p.ID}
-				}
+	}
+	for _, p := range installed {
+		for _, s := range p.Supersedes {
+			if strings.EqualFold(s, m.ID) {
+				return &PrerequisiteError{Package: m.ID, Unmet: UnmetSuperseded, By: p.ID}
 			}
 		}
 	}
-	empty := installed == nil || installed.Name == ""
+	empty := prod == nil || prod.Name == ""
 
 	switch m.Kind {
 	case manifest.KindServicePack:
 		if empty {
 			return nil
 		}
-		if installed.Name != m.Product.Name {
-			return &PrerequisiteError{Package: m.ID, Unmet: UnmetProduct, Need: requirement(m), Have: describe(installed)}
+		if prod.Name != m.Product.Name {
+			return &PrerequisiteError{Package: m.ID, Unmet: UnmetProduct, Need: requirement(m), Have: describe(prod)}
 		}
-		if m.Product.ServicePack <= installed.ServicePack {
+		if m.Product.ServicePack <= prod.ServicePack {
 			return &PrerequisiteError{Package: m.ID, Unmet: UnmetLevel, Need: describeLevel(m.Product.Name, m.Product.ServicePack, m.Product.Version),
-				Have: describe(installed)}
+				Have: describe(prod)}
 		}
-		have, err := installedVersion(installed)
+		have, err := installedVersion(prod)
 		if err != nil {
 			return err
 		}
@@ -122,17 +105,17 @@ func CheckPrerequisites(m *manifest.Manifest, installed *InstalledProduct) error
 		if want.LessThan(have) {
 			return &PrerequisiteError{Package: m.ID, Unmet: UnmetLevel,
 				Need: describeLevel(m.Product.Name, m.Product.ServicePack, m.Product.Version) + ", an older product version",
-				Have: describe(installed)}
+				Have: describe(prod)}
 		}
-		return checkRequires(m, installed)
+		return checkRequires(m, prod)
 
 	case manifest.KindHotfix:
-		if empty || installed.Name != m.Product.Name {
+		if empty || prod.Name != m.Product.Name {
 			// Name the whole requirement, service pack included: that is what the operator
 			// installs first, whatever the root has now.
-			return &PrerequisiteError{Package: m.ID, Unmet: UnmetProduct, Need: requirement(m), Have: describe(installed)}
+			return &PrerequisiteError{Package: m.ID, Unmet: UnmetProduct, Need: requirement(m), Have: describe(prod)}
 		}
-		return checkRequires(m, installed)
+		return checkRequires(m, prod)
 	}
 	return fmt.Errorf("%s: unknown package kind %q", m.ID, m.Kind)
 }
@@ -140,9 +123,9 @@ func CheckPrerequisites(m *manifest.Manifest, installed *InstalledProduct) error
 // checkRequires checks m's service-pack level and product-version constraint against an
 // installed product. The level comes first: it is what an operator acts on ("install SP2"), and
 // the version constraint usually only restates it.
-func checkRequires(m *manifest.Manifest, installed *InstalledProduct) error {
-	if installed.ServicePack < m.Requires.ServicePack {
-		return &PrerequisiteError{Package: m.ID, Unmet: UnmetServicePack, Need: requirement(m), Have: describe(installed)}
+func checkRequires(m *manifest.Manifest, prod *installdb.Product) error {
+	if prod.ServicePack < m.Requires.ServicePack {
+		return &PrerequisiteError{Package: m.ID, Unmet: UnmetServicePack, Need: requirement(m), Have: describe(prod)}
 	}
 	if m.Requires.ProductVersion == "" {
 		return nil
@@ -151,20 +134,20 @@ func checkRequires(m *manifest.Manifest, installed *InstalledProduct) error {
 	if err != nil {
 		return fmt.Errorf("%s: product version constraint %q: %w", m.ID, m.Requires.ProductVersion, err)
 	}
-	have, err := installedVersion(installed)
+	have, err := installedVersion(prod)
 	if err != nil {
 		return err
 	}
 	if !c.Check(have) {
-		return &PrerequisiteError{Package: m.ID, Unmet: UnmetProductVersion, Need: requirement(m), Have: describe(installed)}
+		return &PrerequisiteError{Package: m.ID, Unmet: UnmetProductVersion, Need: requirement(m), Have: describe(prod)}
 	}
 	return nil
 }
 
-func installedVersion(installed *InstalledProduct) (*semver.Version, error) {
-	v, err := semver.NewVersion(installed.Version)
+func installedVersion(prod *installdb.Product) (*semver.Version, error) {
+	v, err := semver.NewVersion(prod.Version)
 	if err != nil {
-		return nil, fmt.Errorf("installed product version %q: %w", installed.Version, err)
+		return nil, fmt.Errorf("installed product version %q: %w", prod.Version, err)
 	}
 	return v, nil
 }
@@ -186,7 +169,7 @@ func requirement(m *manifest.Manifest) string {
 
 // describe gives what a root has in the form requirement uses: "service pack 1 (relayfix
 // 6.5.7226)", or "nothing installed".
-func describe(p *InstalledProduct) string {
+func describe(p *installdb.Product) string {
 	if p == nil || p.Name == "" {
 		return "nothing installed"
 	}

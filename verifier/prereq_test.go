@@ -7,7 +7,24 @@ import (
 	"time"
 
 	"relayfix/manifest"
+	"relayfix/packages/installdb"
 )
+
+// rootHas is what a test root has installed: its product record and its packages.
+type rootHas struct {
+	Name        string
+	Version     string
+	ServicePack int
+	Packages    []installdb.InstalledPackage
+}
+
+// check calls CheckPrerequisites with what r describes (an empty root when r is nil).
+func check(m *manifest.Manifest, r *rootHas) error {
+	if r == nil {
+		return CheckPrerequisites(m, nil, nil)
+	}
+	return CheckPrerequisites(m, &installdb.Product{Name: r.Name, Version: r.Version, ServicePack: r.ServicePack}, r.Packages)
+}
 
 // servicePack returns a valid service-pack manifest that installs level sp at version.
 func servicePack(t *testing.T, id string, sp int, version string) *manifest.Manifest {
@@ -57,27 +74,27 @@ func hotfix(t *testing.T, id string, sp int, constraint string, supersedes ...st
 }
 
 func TestCheckPrerequisites(t *testing.T) {
-	sp1 := &InstalledProduct{Name: "relayfix", Version: "6.5.7226", ServicePack: 1,
-		Packages: []InstalledPackage{{ID: "SP1"}}}
-	sp2 := &InstalledProduct{Name: "relayfix", Version: "6.5.7638", ServicePack: 2,
-		Packages: []InstalledPackage{{ID: "SP2"}}}
-	sp2fixed := &InstalledProduct{Name: "relayfix", Version: "6.5.7638", ServicePack: 2,
-		Packages: []InstalledPackage{{ID: "SP2"}, {ID: "KB910618", Supersedes: []string{"KB900001"}}}}
-	sp3 := &InstalledProduct{Name: "relayfix", Version: "6.5.7800", ServicePack: 3,
-		Packages: []InstalledPackage{{ID: "SP3", Supersedes: []string{"kb910618"}}}}
-	other := &InstalledProduct{Name: "mailgate", Version: "6.5.7638", ServicePack: 2}
-	beta := &InstalledProduct{Name: "relayfix", Version: "6.5.7651-beta.1", ServicePack: 2}
+	sp1 := &rootHas{Name: "relayfix", Version: "6.5.7226", ServicePack: 1,
+		Packages: []installdb.InstalledPackage{{ID: "SP1"}}}
+	sp2 := &rootHas{Name: "relayfix", Version: "6.5.7638", ServicePack: 2,
+		Packages: []installdb.InstalledPackage{{ID: "SP2"}}}
+	sp2fixed := &rootHas{Name: "relayfix", Version: "6.5.7638", ServicePack: 2,
+		Packages: []installdb.InstalledPackage{{ID: "SP2"}, {ID: "KB910618", Supersedes: []string{"KB900001"}}}}
+	sp3 := &rootHas{Name: "relayfix", Version: "6.5.7800", ServicePack: 3,
+		Packages: []installdb.InstalledPackage{{ID: "SP3", Supersedes: []string{"kb910618"}}}}
+	other := &rootHas{Name: "mailgate", Version: "6.5.7638", ServicePack: 2}
+	beta := &rootHas{Name: "relayfix", Version: "6.5.7651-beta.1", ServicePack: 2}
 
 	tests := []struct {
 		name      string
 		m         *manifest.Manifest
-		installed *InstalledProduct
+		installed *rootHas
 		unmet     Unmet  // empty when the package may be applied
 		by        string // PrerequisiteError.By, when unmet is set
 		want      string // exact message when unmet is set
 	}{
 		{name: "service pack onto empty root", m: servicePack(t, "SP2", 2, "6.5.7638")},
-		{name: "service pack onto root without product", m: servicePack(t, "SP2", 2, "6.5.7638"), installed: &InstalledProduct{}},
+		{name: "service pack onto root without product", m: servicePack(t, "SP2", 2, "6.5.7638"), installed: &rootHas{}},
 		{name: "service pack raises level", m: servicePack(t, "SP2", 2, "6.5.7638"), installed: sp1},
 		{
 			name: "service pack lowers level", m: servicePack(t, "SP1", 1, "6.5.7226"), installed: sp2,
@@ -96,7 +113,7 @@ func TestCheckPrerequisites(t *testing.T) {
 			unmet: UnmetProduct, want: "SP3 requires relayfix; this root has service pack 2 (mailgate 6.5.7638)",
 		},
 		{
-			name: "service pack already installed", m: servicePack(t, "SP2", 2, "6.5.7638"), installed: &InstalledProduct{Name: "relayfix", Version: "6.5.7226", ServicePack: 1, Packages: []InstalledPackage{{ID: "sp2"}}},
+			name: "service pack already installed", m: servicePack(t, "SP2", 2, "6.5.7638"), installed: &rootHas{Name: "relayfix", Version: "6.5.7226", ServicePack: 1, Packages: []installdb.InstalledPackage{{ID: "sp2"}}},
 			unmet: UnmetInstalled, by: "sp2", want: "SP2 is already installed",
 		},
 		{
@@ -125,7 +142,7 @@ func TestCheckPrerequisites(t *testing.T) {
 			}(),
 		},
 		{name: "hotfix on its service pack", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: sp2},
-		{name: "hotfix on a later service pack", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: &InstalledProduct{Name: "relayfix", Version: "6.5.7800", ServicePack: 3}},
+		{name: "hotfix on a later service pack", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: &rootHas{Name: "relayfix", Version: "6.5.7800", ServicePack: 3}},
 		{
 			name: "KB910618 on SP1", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: sp1,
 			unmet: UnmetServicePack, want: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has service pack 1 (relayfix 6.5.7226)",
@@ -135,7 +152,7 @@ func TestCheckPrerequisites(t *testing.T) {
 			unmet: UnmetProduct, want: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has nothing installed",
 		},
 		{
-			name: "hotfix on root without product", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: &InstalledProduct{},
+			name: "hotfix on root without product", m: hotfix(t, "KB910618", 2, ">= 6.5.7638"), installed: &rootHas{},
 			unmet: UnmetProduct, want: "KB910618 requires service pack 2 (relayfix >= 6.5.7638); this root has nothing installed",
 		},
 		{
@@ -177,7 +194,7 @@ func TestCheckPrerequisites(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckPrerequisites(tt.m, tt.installed)
+			err := check(tt.m, tt.installed)
 			if tt.unmet == "" {
 				if err != nil {
 					t.Fatalf("CheckPrerequisites = %v, want nil", err)
@@ -205,23 +222,23 @@ func TestCheckPrerequisitesBadRecords(t *testing.T) {
 	badConstraint.Requires.ProductVersion = ">= six"
 	badKind := hotfix(t, "KB910618", 2, ">= 6.5.7638")
 	badKind.Kind = "patch"
-	garbled := &InstalledProduct{Name: "relayfix", Version: "six", ServicePack: 2}
+	garbled := &rootHas{Name: "relayfix", Version: "six", ServicePack: 2}
 
 	tests := []struct {
 		name      string
 		m         *manifest.Manifest
-		installed *InstalledProduct
+		installed *rootHas
 		want      string
 	}{
 		{"no manifest", nil, garbled, "no manifest"},
 		{"installed version unreadable by hotfix", hotfix(t, "KB910618", 2, ">= 6.5.7638"), garbled, `installed product version "six"`},
 		{"installed version unreadable by service pack", servicePack(t, "SP3", 3, "6.5.7800"), garbled, `installed product version "six"`},
-		{"constraint unreadable", badConstraint, &InstalledProduct{Name: "relayfix", Version: "6.5.7638", ServicePack: 2}, `product version constraint ">= six"`},
-		{"unknown kind", badKind, &InstalledProduct{Name: "relayfix", Version: "6.5.7638", ServicePack: 2}, `unknown package kind "patch"`},
+		{"constraint unreadable", badConstraint, &rootHas{Name: "relayfix", Version: "6.5.7638", ServicePack: 2}, `product version constraint ">= six"`},
+		{"unknown kind", badKind, &rootHas{Name: "relayfix", Version: "6.5.7638", ServicePack: 2}, `unknown package kind "patch"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckPrerequisites(tt.m, tt.installed)
+			err := check(tt.m, tt.installed)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("CheckPrerequisites = %v, want an error containing %q", err, tt.want)
 			}

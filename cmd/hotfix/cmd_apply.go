@@ -12,13 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"relayfix/internal/exitcode"
-	"relayfix/packages"
+	"relayfix/packages/archive"
+	"relayfix/packages/store"
 	"relayfix/relay/control"
 	"relayfix/verifier"
 )
 
-// EnvCrashAt names a step boundary of a transaction (see packages.Store.Hook, e.g. "swapped" or
+// EnvCrashAt names a step boundary of a transaction (see store.Store.Hook, e.g. "swapped" or
 // "swapping:1") at which hotfix kills itself with SIGKILL, right after journaling that step. It
 // exists for the crash tests, which prove that the next command recovers from a kill at every
 // boundary; nothing else should set it.
@@ -34,7 +34,7 @@ type applyOptions struct {
 func newCmdApply(g *globalOptions) *cobra.Command {
 	o := &applyOptions{}
 	cmd := &cobra.Command{
-		Use:   "apply PKG",
+		Use:   "apply PKG|ID",
 		Short: "Verify a package and install it while the relay runs",
 		Long: `apply verifies the package's signature and file table, checks its prerequisites
 (service pack level), supersedence and that no file is older than the one installed, backs
@@ -45,8 +45,18 @@ not running, the services start on the new build the next time it starts.
 
 Every step is journaled first (ROOT/hotfix/journal.json): an interrupted apply is finished or
 undone by the next hotfix command, or explicitly by 'hotfix recover'. One transaction runs
-at a time: a second one fails at once, naming the process that holds the root.`,
+at a time: a second one fails at once, naming the process that holds the root.
+
+A package the root already has is not an error: apply says "already installed; nothing to
+do" and exits 0. With --json, apply prints one object whatever happens: the result, with
+"changed" (whether the root changed; with --dry-run, whether it would) and, on failure,
+"error".
+
+An ID (KB910618) instead of a file is fetched from the root's sources ('hotfix source add')
+into ROOT/hotfix/sources, checked against the repository's signed metadata, and then applied
+exactly as a file is.`,
 		Example: `  hotfix apply dist/SP2.hfx --root /tmp/relay --pubkey dist/demo.pub
+  hotfix apply KB910618 --root /tmp/relay
   hotfix apply dist/KB910618.hfx --root /tmp/relay --dry-run
   hotfix apply dist/KB910618.hfx --root /tmp/relay --json`,
 		Args: exactArgs(1, "PKG"),
@@ -63,11 +73,11 @@ at a time: a second one fails at once, naming the process that holds the root.`,
 }
 
 // newStore returns the store of the command's root, talking to the relay on its control socket.
-func newStore(g *globalOptions, timeout time.Duration) *packages.Store {
+func newStore(g *globalOptions, timeout time.Duration) *store.Store {
 	root := g.Root()
-	return &packages.Store{
+	return &store.Store{
 		Root:          root,
-		Services:      control.Client{Path: root.ControlSocket()},
+		Services:      relayServices{control.Client{Path: root.ControlSocket()}},
 		HealthTimeout: timeout,
 		Hook:          crashHook(os.Getenv(EnvCrashAt)),
 	}
@@ -105,7 +115,7 @@ func recoverFirst(ctx context.Context, g *globalOptions) {
 		fmt.Fprintf(g.stderr, "hotfix: recovering an interrupted transaction: %v\n", err)
 		return
 	}
-	if rep != nil && rep.Outcome != packages.RecoveredNothing {
+	if rep != nil && rep.Outcome != store.RecoveredNothing {
 		fmt.Fprintf(g.stderr, "hotfix: recovered: %s\n", rep.Detail)
 	}
 }
@@ -114,47 +124,35 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	root := g.Root()
 	keys, err := verifier.LoadTrustedKeys(root, o.pubkey)
 	if err != nil {
-		return err
+		return reportChange(g, store.ActionApply, nil, err)
+	}
+	if o.pkg, err = resolvePackage(ctx, g, o.pkg); err != nil {
+		return reportChange(g, store.ActionApply, nil, err)
 	}
 	if _, err := os.Stat(o.pkg); err != nil {
-		return fmt.Errorf("package: %w", err)
+		return reportChange(g, store.ActionApply, nil, fmt.Errorf("package: %w", err))
 	}
-	open := func(ctx context.Context, stageDir string) (*packages.Staged, error) {
-		op, err := packages.Open(ctx, o.pkg, packages.OpenOptions{Keys: keys, StageDir: stageDir})
+	open := func(ctx context.Context, stageDir string) (*store.Staged, error) {
+		op, err := archive.Open(ctx, o.pkg, archive.OpenOptions{Keys: keys, StageDir: stageDir})
 		if err != nil {
 			return nil, err
 		}
-		return &packages.Staged{Manifest: op.Manifest, Files: op.Staged}, nil
+		return &store.Staged{Manifest: op.Manifest, Files: op.Staged, KeyFiles: verifier.KeyFiles(o.pubkey)}, nil
 	}
 	s := newStore(g, o.timeout)
 	res, plan, err := s.Apply(ctx, open, o.dryRun)
 	if o.dryRun {
 		if plan == nil {
-			return err
+			return reportChange(g, store.ActionApply, nil, err)
 		}
-		if g.json {
-			writeJSON(g.stdout, plan)
-		} else {
-			printPlan(g.stdout, plan)
-		}
-		if err != nil {
-			return &exitcode.SilentError{Err: err}
-		}
-		return nil
+		return reportPlan(g, plan, err)
 	}
-	if res != nil && res.State == packages.StateCommitted && o.pubkey != "" {
-		if trusted, terr := packages.TrustKeys(root, strings.Split(o.pubkey, ",")); terr != nil {
-			fmt.Fprintf(g.stderr, "hotfix: %v\n", terr)
-		} else if trusted && !g.json {
-			fmt.Fprintf(g.stdout, "Trusting %s for later packages (%s).\n", o.pubkey, root.Trusted())
-		}
+	if res != nil && res.TrustErr != nil {
+		fmt.Fprintf(g.stderr, "hotfix: %v\n", res.TrustErr)
+	} else if res != nil && len(res.TrustedKeys) > 0 && !g.json {
+		fmt.Fprintf(g.stdout, "Trusting %s for later packages (%s).\n", o.pubkey, root.Trusted())
 	}
-	if g.json && res != nil {
-		writeJSON(g.stdout, res)
-	} else if res != nil && err == nil {
-		printResult(g.stdout, res)
-	}
-	return err
+	return reportChange(g, store.ActionApply, res, err)
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -163,7 +161,7 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printPlan(w io.Writer, p *packages.Plan) {
+func printPlan(w io.Writer, p *store.Plan) {
 	fmt.Fprintf(w, "Plan for %s (%s): %s\n", p.Package, p.Kind, p.Title)
 	fmt.Fprintf(w, "  prerequisites: %s\n", p.Prerequisites)
 	for _, f := range p.Files {
@@ -174,9 +172,9 @@ func printPlan(w io.Writer, p *packages.Plan) {
 	fmt.Fprintln(w, "Dry run: nothing was changed.")
 }
 
-func printResult(w io.Writer, r *packages.Result) {
+func printResult(w io.Writer, r *store.Result) {
 	verb := "Applied"
-	if r.Action == packages.ActionRollback {
+	if r.Action == store.ActionRollback {
 		verb = "Rolled back"
 	}
 	title := ""

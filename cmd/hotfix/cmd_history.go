@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"relayfix/internal/tableprint"
-	"relayfix/packages"
+	"relayfix/packages/store"
 )
 
 func newCmdHistory(g *globalOptions) *cobra.Command {
@@ -28,13 +28,13 @@ its id, the package or component, the action (apply, rollback, recover), the res
 
 func runHistory(ctx context.Context, g *globalOptions) error {
 	recoverFirst(ctx, g)
-	h, err := packages.LoadHistory(g.Root())
+	h, err := store.LoadHistory(g.Root())
 	if err != nil {
 		return err
 	}
 	if g.json {
 		if h == nil {
-			h = []packages.HistoryEntry{}
+			h = []store.HistoryEntry{}
 		}
 		return writeJSON(g.stdout, h)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"relayfix/internal/tableprint"
 	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/packages/archive"
 	"relayfix/verifier"
 )
 
@@ -54,7 +54,7 @@ type signatureStatus struct {
 }
 
 func runInspect(ctx context.Context, g *globalOptions, o *inspectOptions) error {
-	p, err := packages.Peek(ctx, o.pkg, packages.Limits{})
+	p, err := archive.Peek(ctx, o.pkg, archive.Limits{})
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func runInspect(ctx context.Context, g *globalOptions, o *inspectOptions) error 
 	var sig signatureStatus
 	if keys, err := verifier.LoadTrustedKeys(g.Root(), o.pubkey); err != nil {
 		sig.Detail = "not checked: " + err.Error()
-	} else if id, comment, err := packages.VerifySignature(p.ManifestBytes, p.Signature, keys); err != nil {
+	} else if id, comment, err := p.Verify(keys); err != nil {
 		sig.Detail = err.Error()
 	} else {
 		sig = signatureStatus{Verified: true, KeyID: verifier.KeyID(id), Comment: comment}

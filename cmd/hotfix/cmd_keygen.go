@@ -1,21 +1,13 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 
 	"aead.dev/minisign"
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/blake2b"
 
 	"relayfix/internal/exitcode"
-	"relayfix/internal/safefile"
 	"relayfix/verifier"
 )
 
@@ -60,35 +52,11 @@ const envKeyPassword = "RELAYFIX_KEY_PASSWORD"
 
 func runKeygen(g *globalOptions, o *keygenOptions) error {
 	pubPath, keyPath := o.out+".pub", o.out+".key"
-	if !o.force {
-		for _, p := range []string{pubPath, keyPath} {
-			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("keygen: %s exists (use --force to replace the key pair)", p)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("keygen: %w", err)
-			}
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(keyPath), 0o755); err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
-	pub, priv, err := minisign.GenerateKey(rand.Reader)
+	keyID, err := verifier.CreateKeyPair(pubPath, keyPath, o.force)
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	keyText, err := secretKeyText(priv)
-	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
-	pubText, _ := pub.MarshalText()
-	// The secret key first: a public key without its secret key would be useless.
-	if err := safefile.WriteFile(keyPath, keyText, 0o600); err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
-	if err := safefile.WriteFile(pubPath, append(pubText, '\n'), 0o644); err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
-	id := verifier.KeyID(pub.ID())
+	id := verifier.KeyID(keyID)
 	if g.json {
 		return writeJSON(g.stdout, map[string]string{"key_id": id, "public_key": pubPath, "secret_key": keyPath})
 	}
@@ -96,53 +64,14 @@ func runKeygen(g *globalOptions, o *keygenOptions) error {
 	return nil
 }
 
-// secretKeyText encodes an unencrypted secret key as minisign writes one. The library leaves the
-// key's checksum zero, which the minisign tool refuses; the checksum is BLAKE2b-256 over the
-// signature algorithm, the key id and the key (minisign's keynum_sk), so it is filled in here.
-func secretKeyText(priv minisign.PrivateKey) ([]byte, error) {
-	text, err := priv.MarshalText()
-	if err != nil {
-		return nil, err
-	}
-	const comment = "untrusted comment: minisign encrypted secret key\n"
-	raw, err := base64.StdEncoding.DecodeString(string(text[len(comment):]))
-	if err != nil || len(raw) != 158 {
-		return nil, fmt.Errorf("encode secret key: unexpected layout")
-	}
-	// Layout: sig alg (2), kdf alg (2), checksum alg (2), salt (32), ops (8), mem (8),
-	// then keynum_sk: key id (8), secret key (64), checksum (32).
-	h, _ := blake2b.New256(nil)
-	h.Write(raw[0:2])
-	h.Write(raw[54:126])
-	copy(raw[126:158], h.Sum(nil))
-	if binary.LittleEndian.Uint16(raw[2:]) != 0 {
-		return nil, fmt.Errorf("encode secret key: unexpected KDF")
-	}
-	out := append([]byte(comment), base64.StdEncoding.EncodeToString(raw)...)
-	return append(out, '\n'), nil
-}
-
 // readSecretKey reads a minisign secret key file, decrypting it with $RELAYFIX_KEY_PASSWORD when
 // it is encrypted.
 func readSecretKey(path string) (minisign.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return minisign.PrivateKey{}, fmt.Errorf("read secret key: %w", err)
-	}
-	if minisign.IsEncrypted(b) {
+	return verifier.ReadSecretKey(path, func() (string, error) {
 		pw, ok := os.LookupEnv(envKeyPassword)
 		if !ok {
-			return minisign.PrivateKey{}, fmt.Errorf("secret key %s is encrypted: set %s to its password", path, envKeyPassword)
+			return "", fmt.Errorf("set %s to its password", envKeyPassword)
 		}
-		k, err := minisign.DecryptKey(pw, b)
-		if err != nil {
-			return minisign.PrivateKey{}, fmt.Errorf("secret key %s: %w", path, err)
-		}
-		return k, nil
-	}
-	var k minisign.PrivateKey
-	if err := k.UnmarshalText(b); err != nil {
-		return minisign.PrivateKey{}, fmt.Errorf("secret key %s: %w", path, err)
-	}
-	return k, nil
+		return pw, nil
+	})
 }

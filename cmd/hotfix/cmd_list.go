@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"relayfix/internal/tableprint"
-	"relayfix/packages"
+	"relayfix/packages/installdb"
 )
 
 type listOptions struct {
@@ -52,7 +52,7 @@ type listRow struct {
 
 func runList(ctx context.Context, g *globalOptions, o *listOptions, loc *time.Location) error {
 	recoverFirst(ctx, g)
-	db, err := packages.LoadDB(g.Root())
+	db, err := installdb.Load(g.Root())
 	if err != nil {
 		return err
 	}

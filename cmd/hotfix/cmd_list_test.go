@@ -3,14 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"relayfix/internal/layout"
 	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/packages/installdb"
 )
 
 func TestGroupThousands(t *testing.T) {
@@ -23,15 +23,14 @@ func TestGroupThousands(t *testing.T) {
 
 func TestList(t *testing.T) {
 	root := t.TempDir()
-	db := packages.DB{Files: []packages.InstalledFile{{
+	db := installdb.DB{Files: []installdb.InstalledFile{{
 		File: manifest.File{Name: "msgtrack", Path: "bin/msgtrack", Component: "tracking",
 			Version: manifest.MustParseFileVersion("6.5.7651.45"), Size: 99040,
 			Date: time.Date(2006, 2, 14, 3, 36, 0, 0, time.UTC), Platform: "linux/amd64", SHA256: "ab12"},
 		Package: "KB910618",
 	}}}
-	b, _ := json.Marshal(db)
 	os.MkdirAll(filepath.Join(root, "hotfix"), 0o755)
-	if err := os.WriteFile(filepath.Join(root, "hotfix", "installed.json"), b, 0o644); err != nil {
+	if err := installdb.Save(layout.Root(root), &db); err != nil {
 		t.Fatal(err)
 	}
 	berlin, err := time.LoadLocation("Europe/Berlin")

@@ -13,9 +13,10 @@ import (
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/progress"
+	"relayfix/internal/safefile"
 	"relayfix/internal/tableprint"
 	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/packages/archive"
 )
 
 type packOptions struct {
@@ -90,7 +91,7 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 	}
 	meter := progress.New(g.stderr, "packing "+filepath.Base(o.out))
 	defer meter.Done()
-	opts := packages.PackOptions{Progress: meter.Update}
+	opts := archive.PackOptions{Progress: meter.Update}
 	if o.date != "" {
 		d, err := time.Parse(time.RFC3339, o.date)
 		if err != nil {
@@ -112,7 +113,7 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 			return fmt.Errorf("pack: %w", err)
 		}
 		written, err = writeAtomically(o.out, func(w io.Writer) error {
-			m, err = packages.PackSigned(ctx, w, mb, sig, payload)
+			m, err = archive.PackSigned(ctx, w, mb, sig, payload)
 			return err
 		})
 		if err != nil {
@@ -124,7 +125,7 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 			return fmt.Errorf("pack: manifest template %s: %w", o.manifest, err)
 		}
 		if o.manifestOnly {
-			if m, err = packages.Fill(ctx, tmpl, payload, opts); err != nil {
+			if m, err = archive.Fill(ctx, tmpl, payload, opts); err != nil {
 				return fmt.Errorf("pack: %w", err)
 			}
 			filled, err := m.Marshal()
@@ -144,7 +145,7 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 			return fmt.Errorf("pack: %w", err)
 		}
 		written, err = writeAtomically(o.out, func(w io.Writer) error {
-			m, err = packages.Pack(ctx, w, tmpl, payload, key, opts)
+			m, err = archive.Pack(ctx, w, tmpl, payload, key, opts)
 			return err
 		})
 		if err != nil {
@@ -167,35 +168,11 @@ func runPack(ctx context.Context, g *globalOptions, o *packOptions) error {
 	return printFileTable(g.stdout, tableprint.New(g.stdout, fileTableColumns()...), m.Files)
 }
 
-// writeAtomically writes a file through write into a temporary file next to path, and renames it
-// into place only when write succeeded, so a failed pack never leaves a half-written package.
+// writeAtomically writes the output through write into a temporary file next to path, and renames
+// it into place, durably, only when write succeeded, so a failed pack never leaves a
+// half-written package and a package reported written survives a power loss.
 func writeAtomically(path string, write func(io.Writer) error) (int64, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return 0, fmt.Errorf("pack: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return 0, err
-	}
-	fi, err := tmp.Stat()
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("pack: write %s: %w", path, err)
-	}
-	return fi.Size(), nil
+	return safefile.Write(path, safefile.Options{Perm: 0o644}, write)
 }
 
 // fileTableColumns are the columns of a KB article's file information table.

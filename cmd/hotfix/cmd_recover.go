@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"relayfix/packages"
+	"relayfix/packages/store"
 )
 
 func newCmdRecover(g *globalOptions) *cobra.Command {
@@ -44,7 +44,7 @@ func runRecover(ctx context.Context, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
-	if rep.Outcome == packages.RecoveredNothing {
+	if rep.Outcome == store.RecoveredNothing {
 		fmt.Fprintln(g.stdout, "Nothing to recover: no transaction was interrupted.")
 		return nil
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"relayfix/packages/store"
 )
 
 type rollbackOptions struct {
@@ -22,7 +24,8 @@ hotfix installed (e.g. KB910618, which is then no longer listed as installed), f
 backup taken when it was replaced. The backup's hash is checked first: a backup that does
 not match what was recorded is refused and nothing changes. The services are restarted on
 the restored build through the same journaled steps as apply. A second rollback goes further
-back while earlier builds are remembered, or says why it cannot.`,
+back while earlier builds are remembered, or says why it cannot. With --json it prints one
+object whatever happens: the result, with "changed" and, on failure, "error".`,
 		Example: `  hotfix rollback msgtrack --root /tmp/relay
   hotfix rollback KB910618 --root /tmp/relay --json`,
 		Args: exactArgs(1, "COMPONENT|HOTFIX-ID"),
@@ -37,10 +40,5 @@ back while earlier builds are remembered, or says why it cannot.`,
 
 func runRollback(ctx context.Context, g *globalOptions, o *rollbackOptions) error {
 	res, err := newStore(g, o.timeout).Rollback(ctx, o.target)
-	if g.json && res != nil {
-		writeJSON(g.stdout, res)
-	} else if res != nil && err == nil {
-		printResult(g.stdout, res)
-	}
-	return err
+	return reportChange(g, store.ActionRollback, res, err)
 }

@@ -11,7 +11,7 @@ import (
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/progress"
-	"relayfix/packages"
+	"relayfix/packages/archive"
 	"relayfix/verifier"
 )
 
@@ -76,14 +76,14 @@ func runVerifyPackage(ctx context.Context, g *globalOptions, o *verifyOptions) e
 	res := verifyResult{Package: o.pkg, Files: []verifier.FileReport{}}
 	meter := progress.New(g.stderr, "verifying "+filepath.Base(o.pkg))
 	defer meter.Done()
-	opts := packages.OpenOptions{Keys: keys, Progress: meter.Update, OnFile: func(r verifier.FileReport) {
+	opts := archive.OpenOptions{Keys: keys, Progress: meter.Update, OnFile: func(r verifier.FileReport) {
 		meter.Done()
 		res.Files = append(res.Files, r)
 		if !g.json {
 			printFileReport(g.stdout, r)
 		}
 	}}
-	opened, err := packages.Open(ctx, o.pkg, opts)
+	opened, err := archive.Open(ctx, o.pkg, opts)
 	if err == nil {
 		res.OK, res.ID = true, opened.Manifest.ID
 		res.KeyID, res.TrustedComment = verifier.KeyID(opened.KeyID), opened.TrustedComment

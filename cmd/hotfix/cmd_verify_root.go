@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"relayfix/internal/exitcode"
-	"relayfix/packages"
+	"relayfix/packages/store"
 )
 
 // runVerifyRoot checks every installed file of the root against the installed-files database
@@ -16,10 +16,10 @@ func runVerifyRoot(ctx context.Context, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
-	n := packages.Drifted(checks)
+	n := store.Drifted(checks)
 	if g.json {
 		if checks == nil {
-			checks = []packages.FileCheck{}
+			checks = []store.FileCheck{}
 		}
 		writeJSON(g.stdout, checks)
 	} else {

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	stampedBin = filepath.Join(dir, "msgtrack")
 	builds := [][]string{
 		{"go", "build", "-o", hotfixBin, "."},
-		{"go", "build", "-ldflags", stamp.LDFlag(stamp.TrackFixedVersion), "-o", stampedBin, "../../packages/testdata/stamped"},
+		{"go", "build", "-ldflags", stamp.LDFlag(stamp.TrackFixedVersion), "-o", stampedBin, "../../packages/archive/testdata/stamped"},
 	}
 	for _, b := range builds {
 		cmd := exec.Command(b[0], b[1:]...)

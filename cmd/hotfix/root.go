@@ -84,6 +84,9 @@ Exit status:
 		newCmdRollback(g),
 		newCmdHistory(g),
 		newCmdRecover(g),
+		newCmdRepo(g),
+		newCmdSource(g),
+		newCmdCheck(g),
 	)
 	return cmd
 }

@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,122 +11,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"relayfix/internal/exitcode"
 	"relayfix/internal/stamp"
 	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/packages/archive"
+	"relayfix/packages/archive/archivetest"
 )
 
-// entry is one archive entry of a package taken apart.
-type entry struct {
-	hdr   tar.Header
-	body  []byte
-	zeros int64 // a run of zeros after body, stored as zstd RLE blocks
-}
-
-func unpackFile(t testing.TB, path string) []entry {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	dec, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
-	tr := tar.NewReader(dec)
-	var es []entry
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return es
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		es = append(es, entry{hdr: *hdr, body: b})
-	}
-}
-
-// repackFile writes entries as a package, laying out the tar blocks itself so that an entry
-// can claim a gigabyte of zeros that is never materialized (see zeroFrames).
-func repackFile(t testing.TB, es []entry) string {
-	t.Helper()
-	var out, plain bytes.Buffer
-	flush := func() {
-		enc, err := zstd.NewWriter(&out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc.Write(plain.Bytes())
-		if err := enc.Close(); err != nil {
-			t.Fatal(err)
-		}
-		plain.Reset()
-	}
-	for _, e := range es {
-		hdr := e.hdr
-		hdr.Size = 0
-		if hdr.Typeflag == tar.TypeReg {
-			hdr.Size = int64(len(e.body)) + e.zeros
-		}
-		if err := tar.NewWriter(&plain).WriteHeader(&hdr); err != nil {
-			t.Fatal(err)
-		}
-		plain.Write(e.body)
-		if e.zeros > 0 {
-			flush()
-			out.Write(zeroFrames(e.zeros))
-		}
-		if pad := hdr.Size % 512; pad != 0 {
-			plain.Write(make([]byte, 512-pad))
-		}
-	}
-	plain.Write(make([]byte, 1024))
-	flush()
-	p := filepath.Join(t.TempDir(), "tampered.hfx")
-	if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// zeroFrames returns a zstd frame of n zero bytes in RLE blocks of 128 KiB, 4 bytes each.
-func zeroFrames(n int64) []byte {
-	b := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38}
-	for n > 0 {
-		size := min(n, 128<<10)
-		n -= size
-		h := uint32(size)<<3 | 1<<1
-		if n == 0 {
-			h |= 1
-		}
-		b = append(b, byte(h), byte(h>>8), byte(h>>16), 0)
-	}
-	return b
-}
-
 // resigned replaces the manifest and signature entries with m signed by the secret key file.
-func resigned(t testing.TB, es []entry, m *manifest.Manifest, keyFile string) []entry {
+func resigned(t testing.TB, es []archivetest.Entry, m *manifest.Manifest, keyFile string) []archivetest.Entry {
 	t.Helper()
 	key, err := readSecretKey(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	es[0].body, es[1].body = mb, packages.Sign(key, m, mb, time.Now())
-	return es
+	return archivetest.Resign(t, es, m, key)
 }
 
 // TestVerifyRefusesTampered runs the real hotfix verify on packages altered after signing, or
@@ -138,8 +35,8 @@ func TestVerifyRefusesTampered(t *testing.T) {
 	pkg, key := signedPackage(t)
 	untrusted := filepath.Join(t.TempDir(), "untrusted")
 	mustHotfix(t, "keygen", "-o", untrusted)
-	parse := func(es []entry) *manifest.Manifest {
-		m, err := manifest.Parse(es[0].body)
+	parse := func(es []archivetest.Entry) *manifest.Manifest {
+		m, err := manifest.Parse(es[0].Body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,27 +44,27 @@ func TestVerifyRefusesTampered(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		tamper func(es []entry) []entry
+		tamper func(es []archivetest.Entry) []archivetest.Entry
 		want   []string
 	}{
-		{"flipped payload byte", func(es []entry) []entry {
-			es[2].body[len(es[2].body)/3] ^= 0x04
+		{"flipped payload byte", func(es []archivetest.Entry) []archivetest.Entry {
+			es[2].Body[len(es[2].Body)/3] ^= 0x04
 			return es
 		}, []string{"payload bin/msgtrack: sha256 mismatch: manifest says "}},
-		{"payload one byte short", func(es []entry) []entry {
-			es[2].body = es[2].body[:len(es[2].body)-1]
+		{"payload one byte short", func(es []archivetest.Entry) []archivetest.Entry {
+			es[2].Body = es[2].Body[:len(es[2].Body)-1]
 			return es
 		}, []string{"payload bin/msgtrack: size mismatch: manifest says "}},
-		{"manifest edited after signing", func(es []entry) []entry {
-			es[0].body = bytes.Replace(es[0].body, []byte(`"reboot": false`), []byte(`"reboot": true `), 1)
+		{"manifest edited after signing", func(es []archivetest.Entry) []archivetest.Entry {
+			es[0].Body = bytes.Replace(es[0].Body, []byte(`"reboot": false`), []byte(`"reboot": true `), 1)
 			return es
 		}, []string{"manifest.json.minisig: signature check failed: manifest.json does not match its signature"}},
-		{"wrong file version", func(es []entry) []entry {
+		{"wrong file version", func(es []archivetest.Entry) []archivetest.Entry {
 			m := parse(es)
 			m.Files[0].Version = manifest.MustParseFileVersion("6.5.7638.1")
 			return resigned(t, es, m, key+".key")
 		}, []string{"payload bin/msgtrack: version mismatch: manifest says 6.5.7638.1, file has " + stamp.TrackFixedVersion}},
-		{"wrong platform", func(es []entry) []entry {
+		{"wrong platform", func(es []archivetest.Entry) []archivetest.Entry {
 			m := parse(es)
 			if m.Files[0].Platform == "linux/arm64" {
 				m.Files[0].Platform = "linux/amd64"
@@ -176,34 +73,34 @@ func TestVerifyRefusesTampered(t *testing.T) {
 			}
 			return resigned(t, es, m, key+".key")
 		}, []string{"payload bin/msgtrack: platform mismatch: manifest says linux/"}},
-		{"timestamp off by one second", func(es []entry) []entry {
-			es[2].hdr.ModTime = es[2].hdr.ModTime.Add(-time.Second)
+		{"timestamp off by one second", func(es []archivetest.Entry) []archivetest.Entry {
+			es[2].Header.ModTime = es[2].Header.ModTime.Add(-time.Second)
 			return es
 		}, []string{"payload bin/msgtrack: date mismatch: manifest says 2006-02-14T03:36:00Z, file has 2006-02-14T03:35:59Z"}},
-		{"signed by an untrusted key", func(es []entry) []entry {
+		{"signed by an untrusted key", func(es []archivetest.Entry) []archivetest.Entry {
 			return resigned(t, es, parse(es), untrusted+".key")
 		}, []string{"manifest.json.minisig: signature check failed", "which is not trusted"}},
-		{"entry ../x", func(es []entry) []entry {
-			return append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "../x", Mode: 0o644}, body: []byte("x")})
+		{"entry ../x", func(es []archivetest.Entry) []archivetest.Entry {
+			return append(es, archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "../x", Mode: 0o644}, Body: []byte("x")})
 		}, []string{"archive entry ../x: path escapes the package"}},
-		{"absolute path", func(es []entry) []entry {
-			return append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "/usr/local/bin/x", Mode: 0o755}, body: []byte("x")})
+		{"absolute path", func(es []archivetest.Entry) []archivetest.Entry {
+			return append(es, archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "/usr/local/bin/x", Mode: 0o755}, Body: []byte("x")})
 		}, []string{"archive entry /usr/local/bin/x: absolute path"}},
-		{"symlink", func(es []entry) []entry {
-			es[2] = entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "payload/bin/msgtrack", Linkname: "/bin/sh"}}
+		{"symlink", func(es []archivetest.Entry) []archivetest.Entry {
+			es[2] = archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeSymlink, Name: "payload/bin/msgtrack", Linkname: "/bin/sh"}}
 			return es
 		}, []string{"archive entry payload/bin/msgtrack: symlink (to /bin/sh) not allowed"}},
-		{"extra unlisted file", func(es []entry) []entry {
-			return append(es, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "payload/bin/backdoor", Mode: 0o755}, body: []byte("x")})
+		{"extra unlisted file", func(es []archivetest.Entry) []archivetest.Entry {
+			return append(es, archivetest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "payload/bin/backdoor", Mode: 0o755}, Body: []byte("x")})
 		}, []string{"archive entry payload/bin/backdoor: not in the manifest's file table"}},
-		{"1 GiB of zeros compressed small", func(es []entry) []entry {
-			es[2].body, es[2].zeros = nil, 1<<30
+		{"1 GiB of zeros compressed small", func(es []archivetest.Entry) []archivetest.Entry {
+			es[2].Body, es[2].Zeros = nil, 1<<30
 			return es
 		}, []string{"payload bin/msgtrack: size mismatch", "file has 1073741824"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			bad := repackFile(t, tc.tamper(unpackFile(t, pkg)))
+			bad := archivetest.RepackFile(t, tc.tamper(archivetest.UnpackFile(t, pkg)))
 			start := time.Now()
 			stdout, stderr, code := hotfix(t, "verify", bad, "--pubkey", key+".pub")
 			if code != exitcode.Failed {
@@ -232,9 +129,9 @@ func TestVerifyRefusesTampered(t *testing.T) {
 // failing file's checks, with the failed one marked.
 func TestVerifyJSONReportsFailedCheck(t *testing.T) {
 	pkg, key := signedPackage(t)
-	es := unpackFile(t, pkg)
-	es[2].body[1000] ^= 0xff
-	stdout, stderr, code := hotfix(t, "verify", repackFile(t, es), "--pubkey", key+".pub", "--json")
+	es := archivetest.UnpackFile(t, pkg)
+	es[2].Body[1000] ^= 0xff
+	stdout, stderr, code := hotfix(t, "verify", archivetest.RepackFile(t, es), "--pubkey", key+".pub", "--json")
 	if code != exitcode.Failed {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -296,20 +193,20 @@ func runTool(t *testing.T, name string, args ...string) string {
 func TestMinisignVerifiesPackSignature(t *testing.T) {
 	tool := minisignTool(t)
 	pkg, key := signedPackage(t)
-	es := unpackFile(t, pkg)
+	es := archivetest.UnpackFile(t, pkg)
 	dir := t.TempDir()
 	for _, e := range es[:2] {
-		if err := os.WriteFile(filepath.Join(dir, e.hdr.Name), e.body, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, e.Header.Name), e.Body, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m := filepath.Join(dir, packages.EntryManifest)
+	m := filepath.Join(dir, archive.EntryManifest)
 	out := runTool(t, tool, "-V", "-p", key+".pub", "-m", m)
 	if !strings.Contains(out, "Signature and comment signature verified") || !strings.Contains(out, "id:KB910618") {
 		t.Errorf("minisign -V said:\n%s", out)
 	}
 	// And minisign notices an edit.
-	os.WriteFile(m, append(es[0].body, ' '), 0o644)
+	os.WriteFile(m, append(es[0].Body, ' '), 0o644)
 	if err := exec.Command(tool, "-V", "-p", key+".pub", "-m", m).Run(); err == nil {
 		t.Error("minisign -V accepted an edited manifest")
 	}
@@ -344,9 +241,9 @@ func TestVerifyAcceptsMinisignSignature(t *testing.T) {
 				t.Errorf("verify said:\n%s", out)
 			}
 			// The minisign-signed manifest was packed byte for byte: an edit breaks it.
-			es := unpackFile(t, pkg)
-			es[0].body = bytes.Replace(es[0].body, []byte("heavy"), []byte("light"), 1)
-			if _, stderr, code := hotfix(t, "verify", repackFile(t, es), "--pubkey", k+".pub"); code != exitcode.Failed || !strings.Contains(stderr, "signature check failed") {
+			es := archivetest.UnpackFile(t, pkg)
+			es[0].Body = bytes.Replace(es[0].Body, []byte("heavy"), []byte("light"), 1)
+			if _, stderr, code := hotfix(t, "verify", archivetest.RepackFile(t, es), "--pubkey", k+".pub"); code != exitcode.Failed || !strings.Contains(stderr, "signature check failed") {
 				t.Errorf("edited minisign-signed manifest: exit %d, %s", code, stderr)
 			}
 		})

@@ -174,7 +174,23 @@ func printStatus(w io.Writer, r *control.Response) error {
 	for _, c := range st.Components {
 		t.Append(c.Name, c.Version, c.Health, strconv.FormatBool(c.Enabled), strconv.Itoa(c.PID), strconv.Itoa(c.Crashes), strconv.Itoa(c.Pending), c.Detail)
 	}
-	return t.Render()
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return printCrashSignatures(w, st.Components)
+}
+
+// printCrashSignatures lists the recorded crash signatures, one line each, after the table.
+func printCrashSignatures(w io.Writer, cs []control.ComponentStatus) error {
+	for _, c := range cs {
+		for _, s := range c.CrashSignatures {
+			if _, err := fmt.Fprintf(w, "crash: %s %s %s: %d times, first %s, last %s UTC: %s\n", c.Name, s.Program, s.Build, s.Count,
+				s.First.UTC().Format(time.DateTime), s.Last.UTC().Format(time.DateTime), s.Signature); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func printComponent(w io.Writer, r *control.Response) error {

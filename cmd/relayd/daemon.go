@@ -2,25 +2,20 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with the hidden --pprof flag
 	"net/netip"
-	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"relayfix/internal/exitcode"
+	"relayfix/internal/flagfile"
 	"relayfix/relay"
 )
 
@@ -60,58 +55,13 @@ func (d *daemonOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&d.readTimeout, "read-timeout", 5*time.Minute, "SMTP intake read timeout")
 	f.DurationVar(&d.writeTimeout, "write-timeout", time.Minute, "SMTP intake write timeout")
 	f.DurationVar(&d.deliveryTimeout, "delivery-timeout", time.Minute, "timeout for each command to the next hop")
-	f.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "how long a shutdown waits for open transactions")
+	f.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "how long a shutdown waits for open transactions and deliveries under way (then they are cut off and retried later)")
 	f.StringVar(&d.tlsCert, "tls-cert", "", "PEM certificate for STARTTLS (with --tls-key)")
 	f.StringVar(&d.tlsKey, "tls-key", "", "PEM private key for STARTTLS")
 	f.StringVar(&d.logLevel, "log-level", "info", "log level: debug (one line per SMTP session), info, warn, error")
 	f.StringVar(&d.metricsListen, "metrics-listen", "", "serve /metrics (Prometheus), a read-only status page (/) and /healthz on this address, e.g. 127.0.0.1:9465 (a bare :PORT binds loopback; default off)")
 	f.StringVar(&d.pprof, "pprof", "", "serve net/http/pprof on this loopback address")
 	f.MarkHidden("pprof")
-}
-
-// loadConfig applies ROOT/relayd.json to the flags the command line did not set.
-func loadConfig(path string, flags *pflag.FlagSet) error {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read config: %w", err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	for key, v := range m {
-		fl := flags.Lookup(key)
-		if fl == nil || key == "root" {
-			return fmt.Errorf("config %s: unknown setting %q", path, key)
-		}
-		if fl.Changed {
-			continue
-		}
-		var s string
-		switch v := v.(type) {
-		case string:
-			s = v
-		case float64:
-			s = strconv.FormatFloat(v, 'f', -1, 64)
-		case bool:
-			s = strconv.FormatBool(v)
-		case []any:
-			parts := make([]string, len(v))
-			for i, p := range v {
-				parts[i] = fmt.Sprint(p)
-			}
-			s = strings.Join(parts, ",")
-		default:
-			return fmt.Errorf("config %s: setting %q: unsupported value %v", path, key, v)
-		}
-		if err := fl.Value.Set(s); err != nil {
-			return fmt.Errorf("config %s: setting %q: %w", path, key, err)
-		}
-	}
-	return nil
 }
 
 func (d *daemonOptions) config() (relay.Config, error) {
@@ -172,7 +122,8 @@ func (d *daemonOptions) config() (relay.Config, error) {
 
 func runDaemon(ctx context.Context, cmd *cobra.Command, d *daemonOptions) error {
 	root := d.root.Root()
-	if err := loadConfig(root.Config(), cmd.Flags()); err != nil {
+	// ROOT/relayd.json sets what the command line did not; it cannot move the root it lives in.
+	if err := flagfile.Apply(root.Config(), cmd.Flags(), "root"); err != nil {
 		return &exitcode.UsageError{Err: err}
 	}
 	var level slog.Level

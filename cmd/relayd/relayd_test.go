@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -495,7 +496,11 @@ func TestSIGTERMFinishesTheOpenTransaction(t *testing.T) {
 	defer c.Close()
 	c.Write([]byte("Subject: in flight\r\n" + smtpload.SeqHeader + ": 77\r\n\r\nfirst half\r\n"))
 	p.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	// The drain has begun once relayd lets the idle client go; the open transaction goes on.
+	idleC.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if line, err := idleR.ReadString('\n'); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatalf("idle client after SIGTERM: %q, %v", line, err)
+	}
 	select {
 	case <-p.Done():
 		t.Fatal("relayd exited with a transaction open")
@@ -514,7 +519,6 @@ func TestSIGTERMFinishesTheOpenTransaction(t *testing.T) {
 	if code := p.ExitCode(); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
 	}
-	idleR.ReadString('\n') // the idle client was let go
 	// The message is delivered, before the exit or after a restart.
 	startRelay(t, root, sink.Addr())
 	tally := waitDelivered(t, sink, map[int]string{77: got}, 20*time.Second)

@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"relayfix/internal/exitcode"
+	"relayfix/internal/layout"
 	"relayfix/internal/tableprint"
+	"relayfix/packages/installdb"
 	"relayfix/relay"
 	"relayfix/relay/trackhost"
 	"relayfix/relay/tracklog"
@@ -62,12 +64,13 @@ func addTracking(cmd *cobra.Command, o *rootOptions) {
 	cmd.AddCommand(newCmdTrack(o))
 }
 
-func (t *trackingOptions) config() trackhost.Config {
+func (t *trackingOptions) config(root layout.Root) trackhost.Config {
 	return trackhost.Config{
-		Enabled:    t.enabled,
-		Binary:     t.binary,
-		Unverified: t.unverified,
-		Restart:    trackhost.RestartPolicy{InitialMS: int(t.restartInitial.Milliseconds()), MaxMS: int(t.restartMax.Milliseconds())},
+		Enabled:     t.enabled,
+		Binary:      t.binary,
+		Unverified:  t.unverified,
+		ExpectedSum: installedSum(root),
+		Restart:     trackhost.RestartPolicy{InitialMS: int(t.restartInitial.Milliseconds()), MaxMS: int(t.restartMax.Milliseconds())},
 		Escalation: trackhost.Escalation{
 			After: t.escalateAfter, WindowMS: int(t.escalateWindow.Milliseconds()), Action: t.escalate,
 			Program: t.escalateProgram, Hotfix: t.hotfix,
@@ -79,7 +82,8 @@ func (t *trackingOptions) config() trackhost.Config {
 // outlives the relay's drain (events of the last deliveries are still journaled) and stops when
 // the relay has stopped.
 func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Relay) (func(), error) {
-	if err := t.config().Escalation.Validate(); err != nil {
+	cfg := t.config(o.Root())
+	if err := cfg.Escalation.Validate(); err != nil {
 		return nil, &exitcode.UsageError{Err: err}
 	}
 	if t.retain < 0 {
@@ -87,7 +91,7 @@ func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Rel
 	}
 	h, err := trackhost.New(trackhost.Options{
 		Root:   o.Root(),
-		Config: t.config(),
+		Config: cfg,
 		Source: r.Messages(),
 		Logger: slog.New(slog.NewTextHandler(o.stderr, nil)).With("component", trackhost.ComponentName),
 	})
@@ -113,6 +117,12 @@ func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Rel
 			fmt.Fprintf(o.stderr, "relayd: tracking: %v\n", err)
 		}
 	}, nil
+}
+
+// installedSum reads the checksum of a file from root's installed-files database, afresh at each
+// plugin start: hotfix may have installed a new build since the last.
+func installedSum(root layout.Root) trackhost.ExpectedSumFunc {
+	return func(rel string) ([]byte, bool, error) { return installdb.Checksum(root, rel) }
 }
 
 // trackOptions are the flags of `relayd track`.

@@ -1,7 +1,9 @@
 // Package demo runs the whole relayfix story on a throwaway install root: service pack 2 applied,
 // relayd carrying load to a counting next hop, the pre-fix tracking build crashing under it while
-// mail keeps flowing, KB910618 applied live, the file versions listed, a message found in the
-// tracking log, a rollback and a second apply, and a summary of what was sent, delivered and lost.
+// mail keeps flowing, hotfix check against a signed repository served on loopback naming
+// KB910618 as the fix for the crash relayd recorded, KB910618 applied live by id, the file
+// versions listed, a message found in the tracking log, a rollback and a second apply, and a
+// summary of what was sent, delivered and lost.
 //
 // It drives the real binaries (hotfix, and the relayd that the service pack installs) as an
 // operator would, so what it shows is what an operator gets.
@@ -51,7 +53,9 @@ type Summary struct {
 	RecordsWritten, RecordsLost              int
 	CrashesBefore, CrashesAfter              int
 	ApplyTime, ReapplyTime, RollbackTime     time.Duration
-	Elapsed                                  time.Duration
+	// CheckNamedFix is whether hotfix check, after the crash, named KB910618 as its fix.
+	CheckNamedFix bool
+	Elapsed       time.Duration
 	// Builds is the tracking build relayd ran at each stage: under SP2, after the apply, after
 	// the rollback, after the second apply.
 	Builds []string
@@ -156,6 +160,12 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 		return err
 	}
 
+	stopRepo, err := r.serveRepository(ctx, dist)
+	if err != nil {
+		return err
+	}
+	defer stopRepo()
+
 	sink, err := smtpload.NewSink("127.0.0.1:0")
 	if err != nil {
 		return err
@@ -208,11 +218,14 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	}
 	r.mark("crash")
 	r.sleep(ctx, r.opts.Phase) // mail keeps flowing while the pre-fix build crashes
+	if sum.CheckNamedFix, err = r.check(ctx); err != nil {
+		return err
+	}
 
-	// Apply the fix live.
+	// Apply the fix live, by id from the repository, as the check advises.
 	r.mark("apply KB910618")
 	t0 := time.Now()
-	if _, err := r.hotfixCmd(ctx, "apply", filepath.Join(dist, "KB910618.hfx"), "--pubkey", pub); err != nil {
+	if _, err := r.hotfixCmd(ctx, "apply", "KB910618"); err != nil {
 		return err
 	}
 	sum.ApplyTime = time.Since(t0)

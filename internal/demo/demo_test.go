@@ -49,6 +49,7 @@ func TestStory(t *testing.T) {
 		{"0 tracking records lost", sum.RecordsLost == 0},
 		{"every delivered message has its three records", sum.RecordsWritten >= 3*sum.Delivered},
 		{"the pre-fix build crashed under load", sum.CrashesBefore > 0},
+		{"hotfix check named KB910618 as the fix", sum.CheckNamedFix},
 		{"the fixed build did not crash", sum.CrashesAfter == 0},
 		{"builds in order SP2, fix, rollback, fix", slices.Equal(sum.Builds, []string{
 			stamp.TrackPrefixVersion, stamp.TrackFixedVersion, stamp.TrackPrefixVersion, stamp.TrackFixedVersion})},

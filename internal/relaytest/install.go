@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
-	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/manifest/record"
+	"relayfix/packages/installdb"
+	"relayfix/packages/store"
 )
 
 // Installed is a file a test records as installed on a root, as hotfix would have.
@@ -28,15 +29,15 @@ type Installed struct {
 // place. It replaces what an earlier call recorded, as a hotfix transaction would.
 func Install(t testing.TB, root layout.Root, productVersion string, servicePack int, files ...Installed) {
 	t.Helper()
-	var db packages.DB
+	var db installdb.DB
 	pkgs := map[string]bool{}
 	for _, f := range files {
-		v, err := manifest.ParseFileVersion(f.Version)
+		v, err := record.ParseFileVersion(f.Version)
 		if err != nil {
 			t.Fatal(err)
 		}
-		row := packages.InstalledFile{
-			File: manifest.File{Name: f.Name, Path: f.Path, Component: f.Component, Version: v,
+		row := installdb.InstalledFile{
+			File: record.File{Name: f.Name, Path: f.Path, Component: f.Component, Version: v,
 				Date: time.Date(2006, 2, 14, 3, 36, 0, 0, time.UTC), Platform: runtime.GOOS + "/" + runtime.GOARCH},
 			Package: f.Package, Installed: time.Now().UTC().Truncate(time.Second),
 		}
@@ -62,7 +63,7 @@ func Install(t testing.TB, root layout.Root, productVersion string, servicePack 
 		db.Files = append(db.Files, row)
 		pkgs[f.Package] = true
 	}
-	product := packages.Product{Name: "relayfix", Version: productVersion, ServicePack: servicePack}
+	product := installdb.Product{Name: "relayfix", Version: productVersion, ServicePack: servicePack}
 	for id := range pkgs {
 		product.Packages = append(product.Packages, id)
 	}
@@ -71,7 +72,7 @@ func Install(t testing.TB, root layout.Root, productVersion string, servicePack 
 }
 
 // AppendHistory appends transactions to ROOT/hotfix/history.jsonl.
-func AppendHistory(t testing.TB, root layout.Root, entries ...packages.HistoryEntry) {
+func AppendHistory(t testing.TB, root layout.Root, entries ...store.HistoryEntry) {
 	t.Helper()
 	f, err := os.OpenFile(root.History(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {

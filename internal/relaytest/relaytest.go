@@ -32,7 +32,14 @@ const (
 	RelaydProgram      Program = "relayd"          // cmd/relayd, stamp.RelaydVersion
 	TrackPrefixProgram Program = "msgtrack-prefix" // cmd/msgtrack -tags msgtrack_prefix, stamp.TrackPrefixVersion
 	TrackFixedProgram  Program = "msgtrack-fixed"  // cmd/msgtrack, stamp.TrackFixedVersion
+	// TrackBrokenProgram is a stand-in tracking build, stamped TrackBrokenVersion, that exits at
+	// start: the kind of broken build a health check must catch.
+	TrackBrokenProgram Program = "msgtrack-broken"
 )
+
+// TrackBrokenVersion is the file version TrackBrokenProgram is stamped with: newer than the fixed
+// build, so that hotfix takes it for an upgrade.
+const TrackBrokenVersion = "6.5.7651.46"
 
 // Binaries holds the paths Build wrote; a program that was not asked for has an empty path.
 type Binaries struct {
@@ -40,19 +47,26 @@ type Binaries struct {
 	Relayd      string // DIR/relayd
 	TrackPrefix string // DIR/sp2/msgtrack: the service pack build with the KB 910618 defect
 	TrackFixed  string // DIR/kb910618/msgtrack: the fixed build
+	TrackBroken string // DIR/broken/msgtrack: a build that exits at start
 }
 
-// Build builds progs (all four when none is named) into dir, laid out as `make build` lays out
+// Build builds progs (all of them when none is named) into dir, laid out as `make build` lays out
 // bin/. The binaries are static (CGO_ENABLED=0), so a copy behaves the same from any root.
 func Build(ctx context.Context, dir string, progs ...Program) (Binaries, error) {
 	if len(progs) == 0 {
-		progs = []Program{HotfixProgram, RelaydProgram, TrackPrefixProgram, TrackFixedProgram}
+		progs = []Program{HotfixProgram, RelaydProgram, TrackPrefixProgram, TrackFixedProgram, TrackBrokenProgram}
 	}
 	var b Binaries
 	for _, p := range progs {
 		var out, pkg string
 		var args []string
 		switch p {
+		case TrackBrokenProgram:
+			b.TrackBroken = filepath.Join(dir, "broken", "msgtrack")
+			if err := buildExitAtStart(ctx, dir, b.TrackBroken, TrackBrokenVersion); err != nil {
+				return Binaries{}, err
+			}
+			continue
 		case HotfixProgram:
 			b.Hotfix = filepath.Join(dir, "hotfix")
 			out, pkg = b.Hotfix, "relayfix/cmd/hotfix"
@@ -78,6 +92,44 @@ func Build(ctx context.Context, dir string, progs ...Program) (Binaries, error) 
 		}
 	}
 	return b, nil
+}
+
+// buildExitAtStart builds, from a module of its own, a program stamped version that says it
+// cannot start and exits with status 3.
+func buildExitAtStart(ctx context.Context, dir, out, version string) error {
+	src := filepath.Join(dir, "brokensrc")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return fmt.Errorf("build the exit-at-start plugin: %w", err)
+	}
+	files := map[string]string{
+		"go.mod": "module broken\n\ngo 1.22\n",
+		"main.go": `package main
+
+import (
+	"fmt"
+	"os"
+)
+
+var what string
+
+func main() {
+	fmt.Fprintln(os.Stderr, "tracking build", what, "cannot start")
+	os.Exit(3)
+}
+`,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(text), 0o644); err != nil {
+			return fmt.Errorf("build the exit-at-start plugin: %w", err)
+		}
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "-ldflags", "-X main.what="+stamp.Marker+version+stamp.Terminator, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the exit-at-start plugin: %w\n%s", err, msg)
+	}
+	return nil
 }
 
 // Main is a TestMain for a suite that needs nothing but the binaries: it builds progs (all

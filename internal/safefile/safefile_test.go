@@ -1,9 +1,14 @@
 package safefile
 
 import (
+	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestWriteFile(t *testing.T) {
@@ -45,5 +50,85 @@ func TestWriteFileMissingDir(t *testing.T) {
 	}
 	if err := SyncDir(filepath.Dir(p)); err == nil {
 		t.Fatal("SyncDir of a missing directory succeeded")
+	}
+}
+
+func TestWriteStreams(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pkg.hfx")
+	date := time.Date(2006, 2, 14, 3, 36, 0, 0, time.UTC)
+	n, err := Write(p, Options{Perm: 0o600, ModTime: date}, func(w io.Writer) error {
+		_, err := io.Copy(w, strings.NewReader(strings.Repeat("x", 100000)))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 100000 {
+		t.Errorf("Write reported %d bytes, want 100000", n)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != 100000 || fi.Mode().Perm() != 0o600 || !fi.ModTime().Equal(date) {
+		t.Errorf("got size %d mode %v mtime %v, want 100000 0600 %v", fi.Size(), fi.Mode().Perm(), fi.ModTime(), date)
+	}
+}
+
+// TestWriteRefused checks that a write function's error leaves the old file and no temporary.
+func TestWriteRefused(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "installed.json")
+	if err := WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refuse := errors.New("checksum mismatch")
+	_, err := Write(p, Options{}, func(w io.Writer) error {
+		w.Write([]byte("half of the new content"))
+		return refuse
+	})
+	if !errors.Is(err, refuse) {
+		t.Fatalf("Write = %v, want the write function's error", err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "old" {
+		t.Errorf("content %q after a refused write, want \"old\"", got)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("directory holds %d entries, want only installed.json", len(ents))
+	}
+}
+
+func TestRemove(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the second time there is nothing to remove
+		if err := Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat after Remove = %v, want not exist", err)
+	}
+}
+
+func TestJSON(t *testing.T) {
+	type rec struct{ Name string }
+	p := filepath.Join(t.TempDir(), "journal.json")
+	var r rec
+	if found, err := ReadJSON(p, "journal", &r); found || err != nil {
+		t.Fatalf("ReadJSON of a missing file = %v, %v; want false, nil", found, err)
+	}
+	if err := WriteJSON(p, rec{"KB910618"}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := ReadJSON(p, "journal", &r); !found || err != nil || r.Name != "KB910618" {
+		t.Fatalf("ReadJSON = %v, %v, %+v", found, err, r)
+	}
+	os.WriteFile(p, []byte("{"), 0o644)
+	if _, err := ReadJSON(p, "journal", &r); err == nil || !strings.Contains(err.Error(), "journal "+p+" is corrupt") {
+		t.Fatalf("ReadJSON of a torn file = %v", err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
-	"relayfix/packages"
+	"relayfix/packages/store"
 )
 
 func TestApplyListRollbackWithoutRelay(t *testing.T) {
@@ -67,8 +67,8 @@ func TestApplyListRollbackWithoutRelay(t *testing.T) {
 	}
 
 	r = hotfix(t, root, nil, "apply", e.kb)
-	if r.code != 1 || !strings.Contains(r.stderr, "already installed") {
-		t.Errorf("second apply: exit %d %s", r.code, r.stderr)
+	if r.code != 0 || r.stdout != "KB910618 is already installed; nothing to do.\n" {
+		t.Errorf("second apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
 	out = mustHotfix(t, root, "rollback", "msgtrack")
@@ -92,7 +92,7 @@ func TestApplyListRollbackWithoutRelay(t *testing.T) {
 	for _, h := range hist {
 		got = append(got, h.Action+" "+h.Package+" "+h.Result)
 	}
-	want := []string{"apply KB910618 failed", "apply SP2 committed", "apply KB910618 committed", "apply KB910618 failed", "rollback msgtrack committed"}
+	want := []string{"apply KB910618 failed", "apply SP2 committed", "apply KB910618 committed", "rollback msgtrack committed"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Errorf("history:\n got %q\nwant %q", got, want)
 	}
@@ -100,7 +100,7 @@ func TestApplyListRollbackWithoutRelay(t *testing.T) {
 
 func TestSecondTransactionFailsAtOnce(t *testing.T) {
 	root := freshSP2(t)
-	l, err := packagesLock(root)
+	l, err := store.AcquireLock(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,9 +145,56 @@ func TestVerifyRootNamesDrift(t *testing.T) {
 	if !strings.Contains(r.stderr, "2 of 2 installed files drifted") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
-	var checks []packages.FileCheck
+	var checks []store.FileCheck
 	r = hotfix(t, root, nil, "verify", "--json")
 	if err := json.Unmarshal([]byte(r.stdout), &checks); err != nil || r.code != 1 || len(checks) != 2 || checks[0].OK || len(checks[1].Drift) < 2 {
 		t.Errorf("verify --root --json: exit %d %v\n%s", r.code, err, r.stdout)
+	}
+}
+
+// changeJSON is what apply and rollback print with --json, as a script reads it.
+type changeJSON struct {
+	Package string `json:"package"`
+	State   string `json:"state"`
+	Changed *bool  `json:"changed"`
+	Message string `json:"message"`
+	Error   string `json:"error"`
+	Ready   bool   `json:"ready"`
+}
+
+func TestJSONSaysWhetherTheRootChanged(t *testing.T) {
+	root, bare := freshSP2(t), layout.Root(t.TempDir())
+	tests := []struct {
+		name    string
+		on      layout.Root
+		args    []string
+		code    int
+		changed bool
+		want    string // in message or error
+	}{
+		{"dry run of a new hotfix", root, []string{"apply", e.kb, "--dry-run"}, 0, true, ""},
+		{"apply", root, []string{"apply", e.kb}, 0, true, ""},
+		{"apply again", root, []string{"apply", e.kb}, 0, false, "KB910618 is already installed; nothing to do"},
+		{"dry run of an installed hotfix", root, []string{"apply", e.kb, "--dry-run"}, 0, false, "KB910618 is already installed; nothing to do"},
+		{"service pack again", root, []string{"apply", e.sp2}, 0, false, "SP2 is already installed; nothing to do"},
+		{"dry run of another hotfix", root, []string{"apply", e.kbBad, "--dry-run"}, 0, true, ""},
+		{"rollback", root, []string{"rollback", "KB910618"}, 0, true, ""},
+		{"rollback again", root, []string{"rollback", "KB910618"}, 1, false, "no installed component or hotfix by that name"},
+		{"rollback past the service pack", root, []string{"rollback", "msgtrack"}, 1, false, "there is nothing earlier to roll back to"},
+		{"no such package", root, []string{"apply", root.Join("nothing.hfx")}, 1, false, "nothing.hfx"},
+		{"not a package", root, []string{"apply", e.pub}, 1, false, e.pub},
+		{"dry run of a hotfix on a bare root", bare, []string{"apply", e.kb, "--dry-run", "--pubkey", e.pub}, 1, false, "requires service pack 2"},
+	}
+	for _, tt := range tests {
+		r := hotfix(t, tt.on, nil, append(tt.args, "--json")...)
+		var got changeJSON
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Errorf("%s: stdout is not one JSON object (%v):\n%s", tt.name, err, r.stdout)
+			continue
+		}
+		if r.code != tt.code || got.Changed == nil || *got.Changed != tt.changed ||
+			!strings.Contains(got.Message+got.Error, tt.want) || (tt.code != 0) != (got.Error != "") {
+			t.Errorf("%s: exit %d, %+v (changed %v)\n%s%s", tt.name, r.code, got, got.Changed != nil && *got.Changed, r.stdout, r.stderr)
+		}
 	}
 }

@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"relayfix/internal/layout"
-	"relayfix/packages"
+	"relayfix/packages/installdb"
+	"relayfix/packages/store"
 )
 
 // crashCase kills hotfix with SIGKILL right after it journals step (RELAYFIX_CRASH_AT), then
@@ -17,26 +17,32 @@ import (
 type crashCase struct {
 	step    string
 	finish  bool // recovery finishes (the new build was seen healthy) rather than undoes
+	over    bool // the transaction was over when killed: recovery has nothing to do
 	recover bool // the next command is 'hotfix recover' rather than 'hotfix list'
 }
 
-// crashSteps are the step boundaries of a transaction without a running relay ("restarted"
-// needs one; see the relay tests).
-var crashSteps = []crashCase{
-	{step: "verified"},
-	{step: "staged", recover: true},
-	{step: "backed-up"},
-	{step: "swapping:0", recover: true},
-	{step: "prepared:0"},
-	{step: "swapped", recover: true},
-	{step: "restarting"},
-	{step: "healthy", finish: true, recover: true},
-	{step: "committed", finish: true},
+// crashCases are the kill points of a transaction that changes the given number of files, taken
+// from the store (store.Steps) so that a step added there is killed here too. The next command
+// after a kill alternates between 'hotfix recover' and 'hotfix list', so that both see steps
+// that are finished and steps that are undone. keep picks the steps: forward ones (with or
+// without the one that needs a running relay) or the way back.
+func crashCases(files int, keep func(store.Step) bool) []crashCase {
+	var out []crashCase
+	for _, st := range store.Steps(files) {
+		if keep(st) {
+			out = append(out, crashCase{step: st.Name, finish: st.Finishes, over: st.Over, recover: len(out)%2 == 1})
+		}
+	}
+	return out
 }
+
+func forward(st store.Step) bool        { return !st.Undo }
+func forwardNoRelay(st store.Step) bool { return !st.Undo && !st.Relay }
+func wayBack(st store.Step) bool        { return st.Undo }
 
 // crashAndRecover runs hotfix args with the crash step set, checks it died by SIGKILL, runs the
 // next command and returns the recovery report when that command was 'hotfix recover'.
-func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string) *packages.RecoverReport {
+func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string) *store.RecoverReport {
 	t.Helper()
 	r := hotfix(t, root, []string{"RELAYFIX_CRASH_AT=" + c.step}, args...)
 	if !r.killed {
@@ -45,16 +51,16 @@ func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string
 	if !c.recover {
 		return nil
 	}
-	var rep packages.RecoverReport
+	var rep store.RecoverReport
 	if err := json.Unmarshal([]byte(mustHotfix(t, root, "recover", "--json")), &rep); err != nil {
 		t.Fatal(err)
 	}
-	want := packages.RecoveredUndone
+	want := store.RecoveredUndone
 	if c.finish {
-		want = packages.RecoveredFinished
+		want = store.RecoveredFinished
 	}
-	if c.step == "committed" {
-		want = packages.RecoveredNothing
+	if c.over {
+		want = store.RecoveredNothing
 	}
 	if rep.Outcome != want {
 		t.Errorf("recover after a kill at %s: %+v, want outcome %q", c.step, rep, want)
@@ -72,8 +78,7 @@ func TestKillLiveApplyAtEveryStep(t *testing.T) {
 	// each step waits for it to be seen healthy again.
 	l := startLoad(r.Addr, 30, 50000)
 
-	steps := append(slices.Clone(crashSteps), crashCase{step: "restarted", recover: true})
-	for _, c := range steps {
+	for _, c := range crashCases(1, forward) {
 		t.Run(c.step, func(t *testing.T) {
 			crashAndRecover(t, root, c, "apply", e.kb)
 			want := "6.5.7638.1"
@@ -92,7 +97,7 @@ func TestKillLiveApplyAtEveryStep(t *testing.T) {
 		})
 	}
 	// The automatic rollback of a build that fails its health check, killed too.
-	for _, c := range []crashCase{{step: "rolling-back", recover: true}, {step: "rolled-back"}} {
+	for _, c := range crashCases(1, wayBack) {
 		t.Run("failing-build/"+c.step, func(t *testing.T) {
 			crashAndRecover(t, root, c, "apply", e.kbBad, "--health-timeout", "5s")
 			if v := versionOf(t, root, "msgtrack"); v != "6.5.7638.1" {
@@ -106,10 +111,7 @@ func TestKillLiveApplyAtEveryStep(t *testing.T) {
 }
 
 func TestKillServicePackAtEveryFile(t *testing.T) {
-	for _, c := range []crashCase{
-		{step: "backed-up"}, {step: "prepared:0", recover: true}, {step: "swapping:1"}, {step: "prepared:1", recover: true},
-		{step: "swapped"}, {step: "healthy", finish: true},
-	} {
+	for _, c := range crashCases(2, forwardNoRelay) {
 		t.Run(c.step, func(t *testing.T) {
 			t.Parallel()
 			root := layout.Root(filepath.Join(t.TempDir(), "root"))
@@ -137,10 +139,7 @@ func TestKillServicePackAtEveryFile(t *testing.T) {
 }
 
 func TestKillRollbackAtEveryStep(t *testing.T) {
-	for _, c := range []crashCase{
-		{step: "backed-up", recover: true}, {step: "prepared:0"}, {step: "swapped", recover: true},
-		{step: "restarting"}, {step: "healthy", finish: true, recover: true},
-	} {
+	for _, c := range crashCases(1, forwardNoRelay) {
 		t.Run(c.step, func(t *testing.T) {
 			t.Parallel()
 			root := freshSP2(t)
@@ -154,7 +153,7 @@ func TestKillRollbackAtEveryStep(t *testing.T) {
 				t.Errorf("after a kill at %s and recovery msgtrack is %s, want %s", c.step, v, want)
 			}
 			checkConsistent(t, root)
-			prod, _ := packages.LoadProduct(root)
+			prod, _ := installdb.LoadProduct(root)
 			if has := strings.Contains(strings.Join(prod.Packages, " "), "KB910618"); has == c.finish {
 				t.Errorf("product packages %v after a kill at %s", prod.Packages, c.step)
 			}

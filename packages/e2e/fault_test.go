@@ -13,7 +13,9 @@ import (
 
 	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
-	"relayfix/packages"
+	"relayfix/packages/archive"
+	"relayfix/packages/installdb"
+	"relayfix/packages/store"
 	"relayfix/verifier"
 )
 
@@ -101,15 +103,15 @@ func TestPackageRemovedMidApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(pkg, b, 0o644)
-	open := func(ctx context.Context, stage string) (*packages.Staged, error) {
-		o, err := packages.Open(ctx, pkg, packages.OpenOptions{Keys: keys, StageDir: stage})
+	open := func(ctx context.Context, stage string) (*store.Staged, error) {
+		o, err := archive.Open(ctx, pkg, archive.OpenOptions{Keys: keys, StageDir: stage})
 		if err != nil {
 			return nil, err
 		}
-		return &packages.Staged{Manifest: o.Manifest, Files: o.Staged}, nil
+		return &store.Staged{Manifest: o.Manifest, Files: o.Staged}, nil
 	}
 	// Removed once verified: the apply goes on from the verified staging copy, re-hashed.
-	s := &packages.Store{Root: root, Hook: func(step string) {
+	s := &store.Store{Root: root, Hook: func(step string) {
 		if step == "verified" {
 			if err := os.Remove(pkg); err != nil {
 				t.Error(err)
@@ -149,7 +151,7 @@ func TestPackageRemovedMidApply(t *testing.T) {
 func TestCorruptBackupRefusesRollback(t *testing.T) {
 	root := freshSP2(t)
 	mustHotfix(t, root, "apply", e.kb)
-	db, err := packages.LoadDB(root)
+	db, err := installdb.Load(root)
 	if err != nil {
 		t.Fatal(err)
 	}

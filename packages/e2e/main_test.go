@@ -19,9 +19,10 @@ import (
 
 	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
-	"relayfix/internal/stamp"
 	"relayfix/manifest"
-	"relayfix/packages"
+	"relayfix/packages/archive"
+	"relayfix/packages/installdb"
+	"relayfix/packages/store"
 )
 
 // env is what TestMain builds once for every test.
@@ -78,11 +79,7 @@ func setup(dir string) error {
 		return err
 	}
 	e.hotfix, e.relayd = bins.Hotfix, bins.Relayd
-	track1, track2 := bins.TrackPrefix, bins.TrackFixed
-	bad := filepath.Join(dir, "bad", "msgtrack")
-	if err := buildExitAtStart(dir, bad, "6.5.7651.46"); err != nil {
-		return err
-	}
+	track1, track2, bad := bins.TrackPrefix, bins.TrackFixed, bins.TrackBroken
 
 	pub, priv, err := minisign.GenerateKey(rand.Reader)
 	if err != nil {
@@ -126,39 +123,10 @@ func setup(dir string) error {
 
 func pack(out string, tmpl *manifest.Manifest, payload map[string]string, date time.Time) error {
 	var buf bytes.Buffer
-	if _, err := packages.Pack(context.Background(), &buf, tmpl, payload, e.private, packages.PackOptions{Date: date}); err != nil {
+	if _, err := archive.Pack(context.Background(), &buf, tmpl, payload, e.private, archive.PackOptions{Date: date}); err != nil {
 		return fmt.Errorf("pack %s: %w", tmpl.ID, err)
 	}
 	return os.WriteFile(out, buf.Bytes(), 0o644)
-}
-
-// buildExitAtStart builds a stand-in tracking plugin, stamped version, that exits at once: the
-// kind of broken build a health check must catch.
-func buildExitAtStart(dir, out, version string) error {
-	src := filepath.Join(dir, "badsrc")
-	os.MkdirAll(src, 0o755)
-	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module bad\n\ngo 1.22\n"), 0o644)
-	os.WriteFile(filepath.Join(src, "main.go"), []byte(`package main
-
-import (
-	"fmt"
-	"os"
-)
-
-var what string
-
-func main() {
-	fmt.Fprintln(os.Stderr, "tracking build", what, "cannot start")
-	os.Exit(3)
-}
-`), 0o644)
-	cmd := exec.Command("go", "build", "-o", out, "-ldflags", "-X main.what="+stamp.Marker+version+stamp.Terminator, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build the exit-at-start plugin: %v\n%s", err, b)
-	}
-	return nil
 }
 
 // result is one run of hotfix.
@@ -233,13 +201,13 @@ func freshSP2(t testing.TB) layout.Root {
 
 // checkConsistent asserts that every installed file matches its database row byte for byte,
 // that no transaction is left open and that no temporary file is left next to the binaries.
-func checkConsistent(t testing.TB, root layout.Root) *packages.DB {
+func checkConsistent(t testing.TB, root layout.Root) *installdb.DB {
 	t.Helper()
-	db, err := packages.LoadDB(root)
+	db, err := installdb.Load(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &packages.Store{Root: root}
+	s := &store.Store{Root: root}
 	checks, err := s.VerifyRoot(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +217,7 @@ func checkConsistent(t testing.TB, root layout.Root) *packages.DB {
 			t.Errorf("drift: %s", c)
 		}
 	}
-	if j, err := packages.LoadJournal(root); err != nil || (j != nil && !j.Finished()) {
+	if j, err := store.LoadJournal(root); err != nil || (j != nil && !j.Finished()) {
 		t.Errorf("journal left open: %+v %v", j, err)
 	}
 	ents, _ := os.ReadDir(root.Join("bin"))
@@ -263,5 +231,3 @@ func checkConsistent(t testing.TB, root layout.Root) *packages.DB {
 	}
 	return db
 }
-
-func packagesLock(root layout.Root) (*packages.Lock, error) { return packages.AcquireLock(root) }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +10,7 @@ import (
 	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
-	"relayfix/packages"
+	"relayfix/packages/installdb"
 	"relayfix/relay/control"
 )
 
@@ -102,6 +103,20 @@ func (l *load) stop(t testing.TB) *smtpload.LoadResult {
 	return l.res
 }
 
+// waitFlowing waits until the sink has received n more messages than when it was called, so that
+// what the test does next happens while mail is flowing through the relay.
+func waitFlowing(t testing.TB, sink *smtpload.Sink, n int) {
+	t.Helper()
+	want := sink.Count() + n
+	deadline := time.Now().Add(30 * time.Second)
+	for sink.Count() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("mail is not flowing: the sink got %d of %d messages in 30s", sink.Count()-want+n, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // noneLost waits for every acknowledged message at the sink and fails on any loss.
 func noneLost(t testing.TB, sink *smtpload.Sink, res *smtpload.LoadResult) {
 	t.Helper()
@@ -120,7 +135,7 @@ func noneLost(t testing.TB, sink *smtpload.Sink, res *smtpload.LoadResult) {
 // file, which checkConsistent has matched to the database.
 func runsListedBuild(t testing.TB, root layout.Root, r *relayd) {
 	t.Helper()
-	db, err := packages.LoadDB(root)
+	db, err := installdb.Load(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +161,7 @@ func TestLiveApplyAndRollbackUnderLoad(t *testing.T) {
 	r.waitTracking(t, "6.5.7638.1")
 
 	l := startLoad(r.Addr, 150, 20000)
-	time.Sleep(500 * time.Millisecond)
+	waitFlowing(t, sink, 50)
 	out := mustHotfix(t, root, "apply", e.kb)
 	if !strings.Contains(out, "service tracking: restarted, running 6.5.7651.45, healthy") {
 		t.Errorf("live apply said:\n%s", out)
@@ -156,7 +171,7 @@ func TestLiveApplyAndRollbackUnderLoad(t *testing.T) {
 	}
 	r.waitTracking(t, "6.5.7651.45")
 	checkConsistent(t, root)
-	time.Sleep(300 * time.Millisecond)
+	waitFlowing(t, sink, 30) // on the new build
 
 	out = mustHotfix(t, root, "rollback", "msgtrack")
 	if !strings.Contains(out, "running 6.5.7638.1") {
@@ -177,7 +192,7 @@ func TestLiveApplyAndRollbackUnderLoad(t *testing.T) {
 		t.Errorf("relayd status after the rollback: tracking %+v", c)
 	}
 	checkConsistent(t, root)
-	time.Sleep(300 * time.Millisecond)
+	waitFlowing(t, sink, 30) // on the restored build
 	noneLost(t, sink, l.stop(t))
 }
 
@@ -187,11 +202,16 @@ func TestBuildThatFailsItsHealthCheckIsRolledBackLive(t *testing.T) {
 	r.waitTracking(t, "6.5.7651.45")
 
 	l := startLoad(r.Addr, 100, 20000)
-	time.Sleep(300 * time.Millisecond)
-	res := hotfix(t, root, nil, "apply", e.kbBad, "--health-timeout", "5s")
+	waitFlowing(t, sink, 30)
+	res := hotfix(t, root, nil, "apply", e.kbBad, "--health-timeout", "5s", "--json")
 	if res.code != 1 || !strings.Contains(res.stderr, "did not become healthy on 6.5.7651.46") ||
 		!strings.Contains(res.stderr, "the previous build was put back") {
 		t.Errorf("apply of a build that exits at start: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	var rep changeJSON
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil || rep.Changed == nil || *rep.Changed ||
+		rep.State != "rolled-back" || !strings.Contains(rep.Error, "the previous build was put back") {
+		t.Errorf("apply --json of a build that exits at start: %v\n%s", err, res.stdout)
 	}
 	if v := versionOf(t, root, "msgtrack"); v != "6.5.7651.45" {
 		t.Errorf("after the automatic rollback msgtrack is %s", v)

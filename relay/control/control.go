@@ -77,6 +77,19 @@ type ComponentStatus struct {
 	LastExit string    `json:"last_exit,omitempty"`
 	Pending  int       `json:"pending"` // events kept but not yet acknowledged by the plugin
 	Written  uint64    `json:"written"` // events the plugin has written and acknowledged
+	// CrashSignatures are the component's crashes by signature, kept across restarts.
+	CrashSignatures []CrashSignature `json:"crash_signatures,omitempty"`
+}
+
+// CrashSignature is how often one build of a component crashed with one signature (the panic
+// kind and the innermost frame in relayfix's code), and when first and last.
+type CrashSignature struct {
+	Signature string    `json:"signature"`
+	Program   string    `json:"program"`
+	Build     string    `json:"build"`
+	Count     int       `json:"count"`
+	First     time.Time `json:"first"`
+	Last      time.Time `json:"last"`
 }
 
 // QueueEntry is one queued message.

@@ -5,6 +5,12 @@
 //
 // Failures are classified by type, not by text: an *smtp.SMTPError says whether it is temporary;
 // anything else (refused connection, timeout, broken pipe) is temporary.
+//
+// The relay sees one interface, Deliverer, and one Result type, whatever delivers: a Courier to
+// a configured next hop, a Router that finds each domain's mail exchangers, or a test's fake.
+// A delivery whose context ends is cut off at once (its connection is closed) and reported as a
+// temporary failure, so that the message is tried again later: a relay that stops does not wait
+// out the next hop's timeouts.
 package courier
 
 import (
@@ -14,16 +20,27 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
 )
 
-// Result is the outcome for one recipient.
+// Result is the outcome of a delivery for one recipient.
 type Result struct {
 	OK        bool
-	Temporary bool
-	Reply     string
+	Temporary bool   // for a failure: try again later
+	Reply     string // the next hop's reply, or why the attempt failed
+	Partner   string // the host that was tried (host:port)
+}
+
+// Deliverer delivers messages. Each delivery worker owns one (it may keep a connection open
+// between messages) and closes it when done.
+type Deliverer interface {
+	// Deliver sends one message and returns one result per recipient, in order.
+	Deliver(ctx context.Context, from string, rcpts []string, body *io.SectionReader) []Result
+	// Close lets go of what the Deliverer keeps between messages.
+	Close()
 }
 
 // Courier is one delivery connection to a next hop. It is not safe for concurrent use: each
@@ -35,6 +52,9 @@ type Courier struct {
 
 	c   *smtp.Client
 	buf []byte // body copy buffer, reused from message to message
+
+	mu   sync.Mutex
+	conn net.Conn // of c; closed by a delivery whose context ends
 	// dirty is set when a transaction was left half done; the next one starts with RSET.
 	dirty bool
 }
@@ -72,6 +92,12 @@ func (k *Courier) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", k.NextHop, err)
 	}
+	k.mu.Lock()
+	k.conn = conn
+	k.mu.Unlock()
+	if ctx.Err() != nil { // ended while dialing: interrupt found no connection to close
+		conn.Close()
+	}
 	c := smtp.NewClient(conn)
 	c.CommandTimeout = k.timeout()
 	c.SubmissionTimeout = k.timeout()
@@ -84,8 +110,31 @@ func (k *Courier) connect(ctx context.Context) error {
 	return nil
 }
 
+// interrupt closes the connection under a delivery in flight.
+func (k *Courier) interrupt() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.conn != nil {
+		k.conn.Close()
+	}
+}
+
 // Deliver sends one message to the next hop and returns one result per recipient, in order.
-func (k *Courier) Deliver(ctx context.Context, from string, rcpts []string, body io.Reader) []Result {
+func (k *Courier) Deliver(ctx context.Context, from string, rcpts []string, body *io.SectionReader) []Result {
+	stop := context.AfterFunc(ctx, k.interrupt)
+	defer func() {
+		if !stop() { // interrupted: the connection is gone
+			k.drop()
+		}
+	}()
+	res := k.deliver(ctx, from, rcpts, body)
+	for i := range res {
+		res[i].Partner = k.NextHop
+	}
+	return res
+}
+
+func (k *Courier) deliver(ctx context.Context, from string, rcpts []string, body io.Reader) []Result {
 	res := make([]Result, len(rcpts))
 	all := func(r Result) []Result {
 		for i := range res {
@@ -205,3 +254,8 @@ func reply(se *smtp.SMTPError) string {
 	b.WriteString(se.Message)
 	return b.String()
 }
+
+var (
+	_ Deliverer = (*Courier)(nil)
+	_ Deliverer = (*Router)(nil)
+)

@@ -24,11 +24,10 @@ type Router struct {
 	Timeout  time.Duration
 }
 
-// Deliver sends one message to every recipient's domain and returns one result per recipient
-// and, per recipient, the exchanger that answered.
-func (rt *Router) Deliver(ctx context.Context, from string, rcpts []string, body io.ReaderAt, size int64) ([]Result, []string) {
+// Deliver sends one message to every recipient's domain and returns one result per recipient,
+// each with the exchanger that answered.
+func (rt *Router) Deliver(ctx context.Context, from string, rcpts []string, body *io.SectionReader) []Result {
 	res := make([]Result, len(rcpts))
-	partners := make([]string, len(rcpts))
 	byDomain := map[string][]int{}
 	var order []string
 	for i, r := range rcpts {
@@ -57,11 +56,9 @@ func (rt *Router) Deliver(ctx context.Context, from string, rcpts []string, body
 			sub[j] = rcpts[i]
 		}
 		var out []Result
-		var partner string
 		for _, h := range hosts {
-			partner = net.JoinHostPort(h, rt.port())
-			k := Courier{NextHop: partner, Helo: rt.Helo, Timeout: rt.Timeout}
-			out = k.Deliver(ctx, from, sub, io.NewSectionReader(body, 0, size))
+			k := Courier{NextHop: net.JoinHostPort(h, rt.port()), Helo: rt.Helo, Timeout: rt.Timeout}
+			out = k.Deliver(ctx, from, sub, io.NewSectionReader(body, 0, body.Size()))
 			k.Close()
 			if !unreachable(out) {
 				break
@@ -69,11 +66,13 @@ func (rt *Router) Deliver(ctx context.Context, from string, rcpts []string, body
 		}
 		for j, i := range idx {
 			res[i] = out[j]
-			partners[i] = partner
 		}
 	}
-	return res, partners
+	return res
 }
+
+// Close does nothing: a Router keeps no connection between messages.
+func (rt *Router) Close() {}
 
 func (rt *Router) port() string {
 	if rt.Port == "" {

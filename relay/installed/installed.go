@@ -2,10 +2,11 @@
 // hotfix has installed on a root: the product level (ROOT/product.json), the installed-files
 // database (ROOT/hotfix/installed.json) and the transaction history (ROOT/hotfix/history.jsonl).
 //
-// It decodes only the fields those views show, with its own small types, instead of importing
-// the packages that write the files: those carry the updater's archive, signature and
-// self-update code, which the relay has no use for. The views depend on the Reader interface,
-// so another source of the same facts can replace FromRoot without touching them.
+// The product file and the installed-files database are read through packages/installdb, the
+// one package that owns their format and links none of the updater's archive, signature and
+// self-update code. The history is decoded here, with a small type of its own, because its owner
+// is the install store, which relayd must not link. The views depend on the Reader interface and
+// on this package's plain types, so they need no change when those sources move.
 package installed
 
 import (
@@ -18,28 +19,24 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/packages/installdb"
 )
 
 // Product is the product level of a root. The zero value means nothing is installed.
-type Product struct {
-	Name        string   `json:"name"`
-	Version     string   `json:"version"`
-	ServicePack int      `json:"service_pack"`
-	Packages    []string `json:"packages"`
-}
+type Product = installdb.Product
 
 // File is one installed file, in the columns a KB article's file table has, plus the package
 // that installed it.
 type File struct {
-	Name      string    `json:"name"`
-	Path      string    `json:"path"`
-	Component string    `json:"component"`
-	Version   string    `json:"version"`
-	Size      int64     `json:"size"`
-	Date      time.Time `json:"date"`
-	Platform  string    `json:"platform"`
-	Package   string    `json:"package"`
-	Installed time.Time `json:"installed"`
+	Name      string
+	Path      string
+	Component string
+	Version   string // four-part file version
+	Size      int64
+	Date      time.Time // UTC
+	Platform  string
+	Package   string
+	Installed time.Time
 }
 
 // ComponentName returns the component the file belongs to: its component, else its name.
@@ -99,36 +96,27 @@ type rootReader struct{ root layout.Root }
 
 func (r rootReader) Read() (Snapshot, error) {
 	var s Snapshot
-	if err := readJSON(r.root.Product(), &s.Product); err != nil {
-		return Snapshot{}, err
-	}
-	var db struct {
-		Files []File `json:"files"`
-	}
-	if err := readJSON(r.root.InstalledDB(), &db); err != nil {
-		return Snapshot{}, err
-	}
-	s.Files = db.Files
-	h, err := readHistory(r.root.History())
+	p, err := installdb.LoadProduct(r.root)
 	if err != nil {
 		return Snapshot{}, err
 	}
-	s.History = h
+	if p != nil {
+		s.Product = *p
+	}
+	db, err := installdb.Load(r.root)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	for _, f := range db.Files {
+		s.Files = append(s.Files, File{
+			Name: f.Name, Path: f.Path, Component: f.ComponentName(), Version: f.Version.String(), Size: f.Size,
+			Date: f.Date, Platform: f.Platform, Package: f.Package, Installed: f.Installed,
+		})
+	}
+	if s.History, err = readHistory(r.root.History()); err != nil {
+		return Snapshot{}, err
+	}
 	return s, nil
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
-	}
-	return nil
 }
 
 // readHistory reads the history, skipping a line torn by a crash (hotfix appends one JSON object

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"relayfix/internal/relaytest"
-	"relayfix/packages"
+	"relayfix/packages/store"
 	"relayfix/relay/installed"
 )
 
@@ -22,7 +22,7 @@ func TestReadsWhatHotfixWrites(t *testing.T) {
 		relaytest.Installed{Name: "relayd", Path: "bin/relayd", Version: "6.5.7638.1", Package: "SP2"},
 		relaytest.Installed{Name: "msgtrack", Path: "bin/msgtrack", Component: "tracking", Version: "6.5.7651.45", Package: "KB910618"})
 	start := time.Date(2026, 11, 29, 18, 40, 0, 0, time.UTC)
-	relaytest.AppendHistory(t, root, packages.HistoryEntry{ID: "T1", Package: "KB910618", Action: "apply", Result: "committed", Start: start, End: start})
+	relaytest.AppendHistory(t, root, store.HistoryEntry{ID: "T1", Package: "KB910618", Action: "apply", Result: "committed", Start: start, End: start})
 	f, err := os.OpenFile(root.History(), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

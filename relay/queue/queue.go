@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +21,7 @@ import (
 	"time"
 	"unique"
 
-	"relayfix/relay/control"
+	"relayfix/relay/courier"
 	"relayfix/relay/dsn"
 	"relayfix/relay/spool"
 	"relayfix/relay/track"
@@ -72,6 +71,15 @@ type Queue struct {
 	deferred msgHeap
 	rnd      *rand.Rand
 	lastID   uint64
+
+	hooks testHooks
+}
+
+// testHooks let a test stop the queue at the points where a race can strike. They are nil
+// outside tests.
+type testHooks struct {
+	beforeOpen    func() // Next took a message and is about to open its body
+	afterSnapshot func() // Compact read a message's location and is about to copy it
 }
 
 // NewID returns a queue id that no message in this spool had before: microseconds since the
@@ -259,11 +267,11 @@ func (q *Queue) Next(ctx context.Context, idle time.Duration) (*Delivery, error)
 			if more {
 				q.notify()
 			}
-			r, err := q.spool.Open(body)
+			if q.hooks.beforeOpen != nil {
+				q.hooks.beforeOpen()
+			}
+			r, err := q.open(m, body)
 			if err != nil {
-				q.mu.Lock()
-				m.inFlight = false
-				q.mu.Unlock()
 				return nil, err
 			}
 			d.Body = r
@@ -284,17 +292,39 @@ func (q *Queue) Next(ctx context.Context, idle time.Duration) (*Delivery, error)
 	}
 }
 
-// Result is the outcome of one recipient of a delivery.
-type Result struct {
-	OK        bool
-	Temporary bool   // for a failure: try again later
-	Reply     string // the next hop's reply, or why the attempt failed
-	Partner   string // the host that answered, when it is not the partner given to Done
+// open opens m's body at loc, which Next read under the lock. Compact may have written the message
+// again since and its old segment may be gone: then the body is opened where it is now. A body
+// that cannot be opened at all puts the message back on the deferred list, so that it is tried
+// again rather than left out of every list until a restart.
+func (q *Queue) open(m *msg, loc spool.Body) (*io.SectionReader, error) {
+	for {
+		r, err := q.spool.Open(loc)
+		if err == nil {
+			return r, nil
+		}
+		q.mu.Lock()
+		if m.body != loc && q.msgs[m.env.ID] == m {
+			loc = m.body // moved meanwhile: read it where it is now
+			q.mu.Unlock()
+			continue
+		}
+		m.inFlight = false
+		head := false
+		if q.msgs[m.env.ID] == m {
+			m.env.NextTry = time.Now().Add(q.cfg.RetryBase)
+			heap.Push(&q.deferred, m)
+			head = q.deferred[0] == m
+		}
+		q.mu.Unlock()
+		if head {
+			q.poke()
+		}
+		return nil, fmt.Errorf("message %s: %w", m.env.ID, err)
+	}
 }
 
-// Done records the outcome of a delivery: results[i] belongs to d.Recipients[i]. partner is the
-// next hop that was tried.
-func (q *Queue) Done(d *Delivery, results []Result, partner string) {
+// Done records the outcome of a delivery: results[i] belongs to d.Recipients[i].
+func (q *Queue) Done(d *Delivery, results []courier.Result) {
 	now := time.Now()
 	m := d.m
 	q.mu.Lock()
@@ -308,11 +338,7 @@ func (q *Queue) Done(d *Delivery, results []Result, partner string) {
 	var temp []int
 	tempReply := ""
 	for i, res := range results {
-		rcpt := d.Recipients[i]
-		partner := partner
-		if res.Partner != "" {
-			partner = res.Partner
-		}
+		rcpt, partner := d.Recipients[i], res.Partner
 		switch {
 		case res.OK:
 			env.Done = append(env.Done, d.idx[i])
@@ -335,6 +361,7 @@ func (q *Queue) Done(d *Delivery, results []Result, partner string) {
 			rcpt := d.Recipients[i]
 			env.Done = append(env.Done, d.idx[i])
 			q.counters[CountExpired].Add(1)
+			partner := results[i].Partner
 			failed = append(failed, dsn.Recipient{Address: rcpt, Status: statusOf(results[i].Reply, "4.4.7"), Reply: results[i].Reply, RemoteMTA: partner, Expired: true})
 			events = append(events, track.Event{Time: now, ID: track.EventExpired, QueueID: d.ID, Recipient: rcpt, Partner: partner, Reply: "expired after " + now.Sub(env.Received).Round(time.Second).String() + ": " + results[i].Reply, Props: p})
 		}
@@ -347,7 +374,7 @@ func (q *Queue) Done(d *Delivery, results []Result, partner string) {
 		env.NextTry = now.Add(delay)
 		for _, i := range temp {
 			q.counters[CountDeferred].Add(1)
-			events = append(events, track.Event{Time: now, ID: track.EventDeferred, QueueID: d.ID, Recipient: d.Recipients[i], Partner: partner, Reply: results[i].Reply, NextTry: env.NextTry, Props: p})
+			events = append(events, track.Event{Time: now, ID: track.EventDeferred, QueueID: d.ID, Recipient: d.Recipients[i], Partner: results[i].Partner, Reply: results[i].Reply, NextTry: env.NextTry, Props: p})
 		}
 	}
 
@@ -402,252 +429,4 @@ func (q *Queue) Release(d *Delivery) {
 	q.ready = append(q.ready, d.m)
 	q.mu.Unlock()
 	q.notify()
-}
-
-// bounce queues a delivery status notification to env's sender, durably.
-func (q *Queue) bounce(env *spool.Envelope, body *io.SectionReader, failed []dsn.Recipient, now time.Time) error {
-	id := q.NewID()
-	msg, err := dsn.Build(dsn.Report{
-		ReportingMTA: q.cfg.Hostname,
-		QueueID:      env.ID,
-		Sender:       env.Sender,
-		Arrival:      env.Received,
-		Date:         now,
-		MessageID:    "<" + id + "@" + q.cfg.Hostname + ">",
-		Recipients:   failed,
-		Original:     io.NewSectionReader(body, 0, body.Size()),
-	})
-	if err != nil {
-		return err
-	}
-	benv := &spool.Envelope{
-		ID:         id,
-		Sender:     "",
-		Recipients: []string{env.Sender},
-		Received:   now,
-		Size:       int64(len(msg)),
-		MessageID:  "<" + id + "@" + q.cfg.Hostname + ">",
-		Subject:    "Undelivered Mail Returned to Sender",
-		Server:     q.cfg.Hostname,
-		Bounce:     true,
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return q.Accept(ctx, benv, nil, msg)
-}
-
-// statusOf extracts an enhanced status code (x.y.z) from an SMTP reply, or returns def.
-func statusOf(reply, def string) string {
-	for _, f := range strings.Fields(reply) {
-		if len(f) >= 5 && (f[0] == '2' || f[0] == '4' || f[0] == '5') && f[1] == '.' && strings.Count(f, ".") == 2 {
-			return f
-		}
-	}
-	return def
-}
-
-// compactEvery is how often Run looks for long-deferred messages that pin old spool segments.
-const compactEvery = time.Minute
-
-// compactMax is the most live messages a segment may hold to be compacted; a segment with more
-// is not mostly garbage.
-const compactMax = 256
-
-// Compact writes again the deferred messages that keep the spool's oldest segment alive, so
-// that the segment and those after it can go. It returns how many it moved.
-func (q *Queue) Compact(ctx context.Context) int {
-	moved := 0
-	for _, id := range q.spool.Pinned(compactMax) {
-		q.mu.Lock()
-		m := q.msgs[id]
-		if m == nil || m.inFlight {
-			q.mu.Unlock()
-			continue
-		}
-		env := m.env
-		env.Done = append([]int(nil), env.Done...)
-		loc := m.body
-		q.mu.Unlock()
-		r, err := q.spool.Open(loc)
-		if err != nil {
-			continue
-		}
-		body := make([]byte, r.Size())
-		if _, err := r.ReadAt(body, 0); err != nil {
-			q.cfg.Logger.Warn("queue: cannot read a message to compact", "id", id, "err", err)
-			continue
-		}
-		nloc, err := q.spool.Put(ctx, &env, nil, body)
-		if err != nil {
-			q.cfg.Logger.Warn("queue: cannot compact a message", "id", id, "err", err)
-			return moved
-		}
-		moved++
-		q.mu.Lock()
-		live := q.msgs[id] == m
-		if live {
-			m.body = nloc
-		}
-		st := m.env.State
-		q.mu.Unlock()
-		// A delivery may have finished while the copy was written: its record came first, so
-		// it is written again after the copy.
-		if live {
-			q.spool.Update(id, st)
-		} else {
-			q.spool.Remove(id)
-		}
-	}
-	return moved
-}
-
-// Run moves deferred messages whose time has come to the ready list, and compacts the spool
-// now and then, until ctx is done.
-func (q *Queue) Run(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	compact := time.NewTicker(compactEvery)
-	defer compact.Stop()
-	for {
-		now := time.Now()
-		q.mu.Lock()
-		moved := 0
-		for q.deferred.Len() > 0 && !q.deferred[0].env.NextTry.After(now) {
-			m := heap.Pop(&q.deferred).(*msg)
-			q.ready = append(q.ready, m)
-			moved++
-		}
-		wait := time.Hour
-		if q.deferred.Len() > 0 {
-			wait = q.deferred[0].env.NextTry.Sub(now)
-		}
-		q.mu.Unlock()
-		if moved > 0 {
-			q.notify()
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-q.wake:
-		case <-timer.C:
-		case <-compact.C:
-			if n := q.Compact(ctx); n > 0 {
-				q.cfg.Logger.Info("spool compacted", "moved", n)
-			}
-		}
-	}
-}
-
-// Flush makes every deferred message ready now and returns how many there were.
-func (q *Queue) Flush() int {
-	q.mu.Lock()
-	n := q.deferred.Len()
-	for q.deferred.Len() > 0 {
-		m := heap.Pop(&q.deferred).(*msg)
-		m.env.NextTry = time.Time{}
-		q.ready = append(q.ready, m)
-	}
-	q.mu.Unlock()
-	if n > 0 {
-		q.notify()
-	}
-	return n
-}
-
-// Len returns the number of messages in the queue.
-func (q *Queue) Len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.msgs)
-}
-
-// Oldest returns when the oldest queued message was received; zero when the queue is empty.
-func (q *Queue) Oldest() time.Time {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var oldest time.Time
-	for _, m := range q.msgs {
-		if oldest.IsZero() || m.env.Received.Before(oldest) {
-			oldest = m.env.Received
-		}
-	}
-	return oldest
-}
-
-// List returns up to limit queued messages (0: all), oldest first.
-func (q *Queue) List(limit int) []control.QueueEntry {
-	q.mu.Lock()
-	out := make([]control.QueueEntry, 0, len(q.msgs))
-	for _, m := range q.msgs {
-		e := m.env
-		done := make(map[int]bool, len(e.Done))
-		for _, i := range e.Done {
-			done[i] = true
-		}
-		var rcpts []string
-		for i, r := range e.Recipients {
-			if !done[i] {
-				rcpts = append(rcpts, r)
-			}
-		}
-		out = append(out, control.QueueEntry{
-			QueueID: e.ID, Sender: e.Sender, Recipients: rcpts, Size: e.Size, Received: e.Received,
-			Attempts: e.Attempts, NextTry: e.NextTry, LastError: e.LastError,
-		})
-	}
-	q.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Received.Equal(out[j].Received) {
-			return out[i].Received.Before(out[j].Received)
-		}
-		return out[i].QueueID < out[j].QueueID
-	})
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out
-}
-
-// Properties implements track.MessageSource: the properties of a message while it is in the
-// queue, and track.ErrNoMessage once it has left.
-func (q *Queue) Properties(ctx context.Context, queueID string) (track.Properties, error) {
-	if err := ctx.Err(); err != nil {
-		return track.Properties{}, err
-	}
-	q.mu.Lock()
-	m, ok := q.msgs[queueID]
-	var p *track.Properties
-	if ok {
-		p = props(&m.env)
-	}
-	q.mu.Unlock()
-	if !ok {
-		return track.Properties{}, fmt.Errorf("message %s: %w", queueID, track.ErrNoMessage)
-	}
-	return *p, nil
-}
-
-// msgHeap orders deferred messages by next try.
-type msgHeap []*msg
-
-func (h msgHeap) Len() int           { return len(h) }
-func (h msgHeap) Less(i, j int) bool { return h[i].env.NextTry.Before(h[j].env.NextTry) }
-func (h msgHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
-}
-func (h *msgHeap) Push(x any) {
-	m := x.(*msg)
-	m.heapIdx = len(*h)
-	*h = append(*h, m)
-}
-func (h *msgHeap) Pop() any {
-	old := *h
-	m := old[len(old)-1]
-	old[len(old)-1] = nil
-	m.heapIdx = -1
-	*h = old[:len(old)-1]
-	return m
 }

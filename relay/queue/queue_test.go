@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"relayfix/relay/courier"
 	"relayfix/relay/spool"
 	"relayfix/relay/track"
 )
@@ -47,7 +49,7 @@ func TestPartialDeliveryKeepsOnlyPendingRecipients(t *testing.T) {
 	q, sp := openQueue(t, dir, 0)
 	id := accept(t, q, "s@example.test", "a@x.test", "b@x.test", "c@x.test")
 	d := next(t, q)
-	q.Done(d, []Result{{OK: true, Reply: "250 ok"}, {Temporary: true, Reply: "451 later"}, {OK: true, Reply: "250 ok"}}, "hop:25")
+	q.Done(d, []courier.Result{{OK: true, Reply: "250 ok"}, {Temporary: true, Reply: "451 later"}, {OK: true, Reply: "250 ok"}})
 	if q.Len() != 1 {
 		t.Fatalf("queue length %d", q.Len())
 	}
@@ -83,7 +85,7 @@ func TestPermanentFailureBouncesToSenderOnly(t *testing.T) {
 	q.SetRecorder(track.RecorderFunc(func(ev track.Event) { evs = append(evs, ev) }))
 	id := accept(t, q, "s@example.test", "a@x.test")
 	d := next(t, q)
-	q.Done(d, []Result{{Reply: "550 5.1.1 no such user"}}, "hop:25")
+	q.Done(d, []courier.Result{{Reply: "550 5.1.1 no such user"}})
 	if _, err := q.Properties(context.Background(), id); !errors.Is(err, track.ErrNoMessage) {
 		t.Fatalf("bounced message still in the queue: %v", err)
 	}
@@ -96,7 +98,7 @@ func TestPermanentFailureBouncesToSenderOnly(t *testing.T) {
 		t.Fatalf("bounce body:\n%s", body)
 	}
 	// A bounce that cannot be delivered is not bounced again (null sender).
-	q.Done(b, []Result{{Reply: "550 no"}}, "hop:25")
+	q.Done(b, []courier.Result{{Reply: "550 no"}})
 	if q.Len() != 0 {
 		t.Fatalf("queue holds %d after a failed bounce", q.Len())
 	}
@@ -121,7 +123,7 @@ func TestExpiredMessageBounces(t *testing.T) {
 	q := New(Config{Spool: sp, Lifetime: time.Nanosecond, Hostname: "relay.test"}, nil)
 	accept(t, q, "s@example.test", "a@x.test")
 	d := next(t, q)
-	q.Done(d, []Result{{Temporary: true, Reply: "451 4.4.1 still down"}}, "hop:25")
+	q.Done(d, []courier.Result{{Temporary: true, Reply: "451 4.4.1 still down"}})
 	if n := q.Counters()[CountExpired]; n != 1 {
 		t.Fatalf("expired counter %d", n)
 	}
@@ -137,11 +139,11 @@ func TestCompactionFreesSegmentsPinnedByADeferredMessage(t *testing.T) {
 	q, sp := openQueue(t, dir, 4<<10)
 	old := accept(t, q, "s@example.test", "a@x.test")
 	d := next(t, q)
-	q.Done(d, []Result{{Temporary: true, Reply: "451 later"}}, "hop:25") // deferred for an hour
+	q.Done(d, []courier.Result{{Temporary: true, Reply: "451 later"}}) // deferred for an hour
 	for range 40 {
 		accept(t, q, "s@example.test", "a@x.test")
 		d := next(t, q)
-		q.Done(d, []Result{{OK: true, Reply: "250 ok"}}, "hop:25")
+		q.Done(d, []courier.Result{{OK: true, Reply: "250 ok"}})
 	}
 	accept(t, q, "s@example.test", "a@x.test") // makes the last removals reach the disk
 	before := sp.Segments()
@@ -158,7 +160,7 @@ func TestCompactionFreesSegmentsPinnedByADeferredMessage(t *testing.T) {
 	q, sp = openQueue(t, dir, 4<<10)
 	defer sp.Close()
 	l := q.List(0)
-	if len(l) != 2 || l[0].QueueID != old || l[0].Attempts != 1 || l[0].NextTry.IsZero() {
+	if len(l) != 2 || l[0].ID != old || l[0].Attempts != 1 || l[0].NextTry.IsZero() {
 		t.Fatalf("after compaction and restart: %+v", l)
 	}
 	q.Flush()
@@ -171,5 +173,74 @@ func TestCompactionFreesSegmentsPinnedByADeferredMessage(t *testing.T) {
 			}
 		}
 		q.Release(d)
+	}
+}
+
+// Compact may write a ready message again, and the spool drop its old segment, between the
+// moment Next takes the message and the moment it opens the body. The message must still be
+// delivered, not left out of both the ready and the deferred list until a restart.
+func TestMessageCompactedAsItIsTakenIsStillDelivered(t *testing.T) {
+	q, sp := openQueue(t, t.TempDir(), 1<<10) // every message fills a segment
+	defer sp.Close()
+	moved := accept(t, q, "s@example.test", "a@x.test")
+	accept(t, q, "s@example.test", "b@x.test") // starts the second segment: the first is pinned
+	atOpen, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	q.hooks.beforeOpen = func() {
+		once.Do(func() {
+			atOpen <- struct{}{}
+			<-proceed
+		})
+	}
+	type taken struct {
+		d   *Delivery
+		err error
+	}
+	took := make(chan taken, 1)
+	q.hooks.afterSnapshot = func() {
+		go func() {
+			d, err := q.Next(context.Background(), time.Second)
+			took <- taken{d, err}
+		}()
+		<-atOpen // Next holds the message, with the location Compact is about to replace
+	}
+	q.mu.Lock()
+	loc := q.msgs[moved].body
+	q.mu.Unlock()
+	if n := q.Compact(context.Background()); n != 1 {
+		t.Fatalf("compacted %d messages, want 1", n)
+	}
+	if _, err := sp.Open(loc); err == nil {
+		t.Fatalf("the message's old segment is still there: the race did not happen")
+	}
+	close(proceed)
+
+	delivered := map[string]bool{}
+	deliver := func(d *Delivery) {
+		if _, err := io.ReadAll(d.Body); err != nil {
+			t.Fatalf("read body of %s: %v", d.ID, err)
+		}
+		delivered[d.ID] = true
+		q.Done(d, []courier.Result{{OK: true, Reply: "250 ok"}})
+	}
+	if r := <-took; r.d != nil {
+		deliver(r.d)
+	} else {
+		t.Logf("Next: %v", r.err)
+	}
+	q.Flush() // a message put back on the deferred list is due now
+	for {
+		d, err := q.Next(context.Background(), 200*time.Millisecond)
+		if err != nil {
+			t.Logf("Next: %v", err)
+			continue
+		}
+		if d == nil {
+			break
+		}
+		deliver(d)
+	}
+	if !delivered[moved] || q.Len() != 0 {
+		t.Fatalf("message %s delivered: %v; %d message(s) left in the queue: %+v", moved, delivered[moved], q.Len(), q.List(0))
 	}
 }

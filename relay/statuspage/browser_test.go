@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
 	"relayfix/internal/stamp"
-	"relayfix/packages"
+	"relayfix/packages/store"
 	"relayfix/relay/control"
 	"relayfix/relay/tracklog"
 )
@@ -52,8 +53,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 		relaytest.Installed{Name: "msgtrack", Path: "bin/msgtrack", Component: "tracking", Version: stamp.TrackFixedVersion, Package: "KB910618", Src: bins.TrackFixed})
 	now := time.Now().UTC()
 	relaytest.AppendHistory(t, root,
-		packages.HistoryEntry{ID: "T1", Package: "SP2", Action: "apply", Result: packages.ResultCommitted, Start: now.Add(-2 * time.Hour), End: now.Add(-2 * time.Hour)},
-		packages.HistoryEntry{ID: "T2", Package: "KB910618", Action: "apply", Result: packages.ResultCommitted, Start: now.Add(-time.Hour), End: now.Add(-time.Hour), Detail: "tracking restarted live"})
+		store.HistoryEntry{ID: "T1", Package: "SP2", Action: "apply", Result: store.ResultCommitted, Start: now.Add(-2 * time.Hour), End: now.Add(-2 * time.Hour)},
+		store.HistoryEntry{ID: "T2", Package: "KB910618", Action: "apply", Result: store.ResultCommitted, Start: now.Add(-time.Hour), End: now.Add(-time.Hour), Detail: "tracking restarted live"})
 
 	sink, err := smtpload.NewSink("127.0.0.1:0")
 	if err != nil {
@@ -266,4 +267,48 @@ func text(n *html.Node) string {
 		}
 	})
 	return strings.Join(strings.Fields(b.String()), " ")
+}
+
+// TestStatusPageShowsCrashes runs the service pack's tracking build, which has the KB 910618
+// defect, under load until it has crashed, and finds the crash's signature on the page.
+func TestStatusPageShowsCrashes(t *testing.T) {
+	chromium := relaytest.Tool(t, "chromium", "chromium")
+	root := relaytest.ShortRoot(t)
+	relaytest.Install(t, root, stamp.ProductVersion, 2,
+		relaytest.Installed{Name: "relayd", Path: "bin/relayd", Version: stamp.RelaydVersion, Package: "SP2"},
+		relaytest.Installed{Name: "msgtrack", Path: "bin/msgtrack", Component: "tracking", Version: stamp.TrackPrefixVersion, Package: "SP2", Src: bins.TrackPrefix})
+	sink, err := smtpload.NewSink("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	r := relaytest.StartRelayd(t, bins.Relayd, root, sink.Addr(), "--metrics-listen", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(t.Context())
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		smtpload.Load(ctx, smtpload.LoadOptions{Addr: r.Addr, N: 20000, Concurrency: 8, Duration: 45 * time.Second})
+	}()
+	var sig string
+	relaytest.WaitFor(t, 50*time.Second, "a recorded tracking crash", func() bool {
+		st, err := r.Ctl.Status(t.Context())
+		if err != nil || len(st.Components) != 1 || len(st.Components[0].CrashSignatures) == 0 {
+			return false
+		}
+		sig = st.Components[0].CrashSignatures[0].Signature
+		return true
+	})
+	cancel()
+	<-loaded
+	doc, err := html.Parse(strings.NewReader(dumpDOM(t, chromium, "http://"+r.HTTPAddr()+"/")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := text(byID(doc, "crash-signatures"))
+	if !strings.Contains(got, sig) || !strings.Contains(got, "recordsFor") || !strings.Contains(got, stamp.TrackPrefixVersion) {
+		t.Fatalf("crash table %q, want the signature %q of build %s", got, sig, stamp.TrackPrefixVersion)
+	}
+	if n, err := strconv.Atoi(text(byID(doc, "tracking-crashes"))); err != nil || n < 1 {
+		t.Errorf("crash count %q", text(byID(doc, "tracking-crashes")))
+	}
 }

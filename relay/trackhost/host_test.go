@@ -1,10 +1,10 @@
 package trackhost
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,14 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
 	"relayfix/internal/stamp"
-	"relayfix/manifest"
-	"relayfix/packages"
 	"relayfix/relay/control"
 	"relayfix/relay/track"
 	"relayfix/relay/tracklog"
@@ -32,9 +31,9 @@ func TestMain(m *testing.M) {
 	relaytest.Main(m, &bins, relaytest.RelaydProgram, relaytest.TrackPrefixProgram, relaytest.TrackFixedProgram)
 }
 
-// install copies bin to ROOT/bin/msgtrack and, if record, writes its row in the installed-files
-// database the way hotfix does.
-func install(t testing.TB, root layout.Root, bin string, record bool) {
+// placePlugin copies bin to ROOT/bin/msgtrack, replacing the file with a rename as hotfix does,
+// and returns its SHA-256.
+func placePlugin(t testing.TB, root layout.Root, bin string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(bin)
 	if err != nil {
@@ -50,29 +49,37 @@ func install(t testing.TB, root layout.Root, bin string, record bool) {
 	if err := os.Rename(tmp, root.Bin("msgtrack")); err != nil {
 		t.Fatal(err)
 	}
-	if !record {
-		return
-	}
 	sum := sha256.Sum256(b)
-	writeDB(t, root, hex.EncodeToString(sum[:]))
+	return sum[:]
 }
 
-func writeDB(t testing.TB, root layout.Root, sha string) {
+// installedFiles is the installed-files database as the host sees it: the checksums recorded
+// for the files of the root. Config.ExpectedSum is its lookup.
+type installedFiles struct {
+	mu   sync.Mutex
+	sums map[string][]byte
+}
+
+func (db *installedFiles) ExpectedSum(rel string) ([]byte, bool, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	sum, ok := db.sums[rel]
+	return sum, ok, nil
+}
+
+func (db *installedFiles) record(rel string, sum []byte) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.sums == nil {
+		db.sums = make(map[string][]byte)
+	}
+	db.sums[rel] = sum
+}
+
+// install places bin as the plugin and records its checksum.
+func (db *installedFiles) install(t testing.TB, root layout.Root, bin string) {
 	t.Helper()
-	db := packages.DB{Files: []packages.InstalledFile{{
-		File:    manifest.File{Name: "msgtrack", Path: DBPath, SHA256: sha, Platform: "linux/amd64"},
-		Package: "TEST", Installed: time.Now().UTC(),
-	}}}
-	b, err := json.Marshal(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(root.Hotfix(), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(root.InstalledDB(), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	db.record(DBPath, placePlugin(t, root, bin))
 }
 
 // fakeRelay stands in for the relay core: it keeps queued messages in a map, records the events
@@ -80,8 +87,10 @@ func writeDB(t testing.TB, root layout.Root, sha string) {
 type fakeRelay struct {
 	rec  track.Recorder
 	keep bool // never remove delivered messages
-	mu   sync.Mutex
-	q    map[string]track.Properties
+	// delivered counts the messages carried to the end, for a test that waits for load.
+	delivered atomic.Int64
+	mu        sync.Mutex
+	q         map[string]track.Properties
 }
 
 func (f *fakeRelay) Properties(_ context.Context, id string) (track.Properties, error) {
@@ -120,6 +129,7 @@ func (f *fakeRelay) carry(prefix string, n, conc int) []string {
 					delete(f.q, id)
 					f.mu.Unlock()
 				}
+				f.delivered.Add(1)
 			}
 		})
 	}
@@ -132,16 +142,22 @@ func (f *fakeRelay) carry(prefix string, n, conc int) []string {
 }
 
 type harness struct {
-	root   layout.Root
-	host   *Host
-	relay  *fakeRelay
-	cancel context.CancelFunc
-	done   chan error
-	logs   *relaytest.LogBuffer
+	root  layout.Root
+	db    *installedFiles
+	host  *Host
+	relay *fakeRelay
+	logs  *relaytest.LogBuffer
+	// stop ends the host and returns what Run returned, or an error if it did not return
+	// within 10 s.
+	stop func() error
 }
 
-func start(t *testing.T, root layout.Root, cfg Config) *harness {
+// start runs a host on root whose installed-files database is db.
+func start(t *testing.T, root layout.Root, db *installedFiles, cfg Config) *harness {
 	t.Helper()
+	if db != nil {
+		cfg.ExpectedSum = db.ExpectedSum
+	}
 	logs := &relaytest.LogBuffer{}
 	h, err := New(Options{Root: root, Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -150,17 +166,24 @@ func start(t *testing.T, root layout.Root, cfg Config) *harness {
 	fr := &fakeRelay{rec: h, q: make(map[string]track.Properties)}
 	h.SetSource(fr)
 	ctx, cancel := context.WithCancel(context.Background())
-	hs := &harness{root: root, host: h, relay: fr, cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { hs.done <- h.Run(ctx) }()
-	t.Cleanup(func() {
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	stop := sync.OnceValue(func() error {
 		cancel()
 		select {
-		case err := <-hs.done:
+		case err := <-done:
 			if err != nil {
-				t.Errorf("host Run: %v", err)
+				return fmt.Errorf("host Run: %w", err)
 			}
+			return nil
 		case <-time.After(10 * time.Second):
-			t.Errorf("host did not stop")
+			return errors.New("host did not stop within 10 s")
+		}
+	})
+	hs := &harness{root: root, db: db, host: h, relay: fr, logs: logs, stop: stop}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
 		}
 		if t.Failed() {
 			t.Logf("host log:\n%s", logs.String())
@@ -226,8 +249,9 @@ func fastConfig() Config {
 
 func TestFixedBuildUnderLoad(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, bins.TrackFixed, true)
-	hs := start(t, root, fastConfig())
+	db := &installedFiles{}
+	db.install(t, root, bins.TrackFixed)
+	hs := start(t, root, db, fastConfig())
 	st := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
 	if st.Version != stamp.TrackFixedVersion || st.Protocol != 2 || st.PID == 0 {
 		t.Fatalf("status %+v: want version %s over protocol 2", st, stamp.TrackFixedVersion)
@@ -242,8 +266,9 @@ func TestFixedBuildUnderLoad(t *testing.T) {
 
 func TestPrefixBuildCrashesAndFixedBuildRecovers(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, bins.TrackPrefix, true)
-	hs := start(t, root, fastConfig())
+	db := &installedFiles{}
+	db.install(t, root, bins.TrackPrefix)
+	hs := start(t, root, db, fastConfig())
 	st := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
 	if st.Version != stamp.TrackPrefixVersion || st.Protocol != 1 {
 		t.Fatalf("status %+v: want version %s over protocol 1", st, stamp.TrackPrefixVersion)
@@ -263,7 +288,7 @@ func TestPrefixBuildCrashesAndFixedBuildRecovers(t *testing.T) {
 		t.Fatalf("nothing pending after the crash: %+v", st)
 	}
 	// Swap the fixed build in as hotfix does, then restart the component.
-	install(t, root, bins.TrackFixed, true)
+	hs.db.install(t, root, bins.TrackFixed)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	st, err := hs.host.Restart(ctx)
@@ -286,8 +311,9 @@ func TestPrefixBuildCrashesAndFixedBuildRecovers(t *testing.T) {
 // message, the same load passes without a crash and every record is written.
 func TestPrefixBuildNeverCrashesOnMessagesStillQueued(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, bins.TrackPrefix, true)
-	hs := start(t, root, fastConfig())
+	db := &installedFiles{}
+	db.install(t, root, bins.TrackPrefix)
+	hs := start(t, root, db, fastConfig())
 	hs.relay.keep = true
 	waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
 	ids := hs.relay.carry("K", 2000, 16)
@@ -300,9 +326,10 @@ func TestPrefixBuildNeverCrashesOnMessagesStillQueued(t *testing.T) {
 
 func TestChecksumMismatchRefused(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, bins.TrackFixed, true)
-	writeDB(t, root, strings.Repeat("ab", 32))
-	hs := start(t, root, fastConfig())
+	db := &installedFiles{}
+	placePlugin(t, root, bins.TrackFixed)
+	db.record(DBPath, bytes.Repeat([]byte{0xab}, 32))
+	hs := start(t, root, db, fastConfig())
 	st := waitFor(t, 10*time.Second, "failed", func(st control.ComponentStatus) bool { return st.Health == control.HealthFailed }, hs.host)
 	want := "checksum of bin/msgtrack does not match the installed-files database (want " + strings.Repeat("ab", 32) + ", have "
 	if !strings.Contains(st.Detail, want) || st.PID != 0 {
@@ -313,7 +340,7 @@ func TestChecksumMismatchRefused(t *testing.T) {
 	}
 	// Events are kept meanwhile, and written once a good build is installed.
 	ids := hs.relay.carry("C", 20, 2)
-	install(t, root, bins.TrackFixed, true)
+	hs.db.install(t, root, bins.TrackFixed)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if st, err := hs.host.Restart(ctx); err != nil || st.Health != control.HealthHealthy {
@@ -326,20 +353,23 @@ func TestChecksumMismatchRefused(t *testing.T) {
 func TestNotInstalledPolicy(t *testing.T) {
 	tests := []struct {
 		name       string
+		db         *installedFiles // nil: no lookup at all
 		unverified bool
 		health     string
 		detail     string
 	}{
-		{"refused", false, control.HealthFailed, "not installed: bin/msgtrack has no record"},
-		{"unverified allowed", true, control.HealthHealthy, "unverified: bin/msgtrack has no record"},
+		{"refused", &installedFiles{}, false, control.HealthFailed, "not installed: bin/msgtrack has no record"},
+		{"unverified allowed", &installedFiles{}, true, control.HealthHealthy, "unverified: bin/msgtrack has no record"},
+		{"no lookup, refused", nil, false, control.HealthFailed, "not installed: bin/msgtrack has no record"},
+		{"no lookup, unverified allowed", nil, true, control.HealthHealthy, "unverified: bin/msgtrack has no record"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := layout.Root(t.TempDir())
-			install(t, root, bins.TrackFixed, false)
+			placePlugin(t, root, bins.TrackFixed) // not recorded
 			cfg := fastConfig()
 			cfg.Unverified = tt.unverified
-			hs := start(t, root, cfg)
+			hs := start(t, root, tt.db, cfg)
 			st := waitFor(t, 10*time.Second, tt.health, func(st control.ComponentStatus) bool { return st.Health == tt.health }, hs.host)
 			if !strings.Contains(st.Detail, tt.detail) {
 				t.Fatalf("detail %q, want %q", st.Detail, tt.detail)
@@ -350,8 +380,9 @@ func TestNotInstalledPolicy(t *testing.T) {
 
 func TestSwitchOffAndOn(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, bins.TrackFixed, true)
-	hs := start(t, root, fastConfig())
+	db := &installedFiles{}
+	db.install(t, root, bins.TrackFixed)
+	hs := start(t, root, db, fastConfig())
 	st := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
 	pid := st.PID
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -384,59 +415,52 @@ func TestSwitchOffAndOn(t *testing.T) {
 
 func TestRestartUnderLoadLosesNothing(t *testing.T) {
 	root := layout.Root(t.TempDir())
-	install(t, root, bins.TrackFixed, true)
-	hs := start(t, root, fastConfig())
+	db := &installedFiles{}
+	db.install(t, root, bins.TrackFixed)
+	hs := start(t, root, db, fastConfig())
 	first := waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
+	// Load runs in rounds of 200 messages until the restart is over (at most 100 rounds).
+	restarted := make(chan struct{})
 	done := make(chan []string)
-	go func() { done <- hs.relay.carry("R", 2000, 16) }()
-	time.Sleep(100 * time.Millisecond)
+	go func() {
+		var ids []string
+		for round := 0; round < 100; round++ {
+			select {
+			case <-restarted:
+				done <- ids
+				return
+			default:
+			}
+			ids = append(ids, hs.relay.carry(fmt.Sprintf("R%02d-", round), 200, 16)...)
+		}
+		done <- ids
+	}()
+	// The restart starts once the load is under way and ends while it still runs.
+	for deadline := time.Now().Add(20 * time.Second); hs.relay.delivered.Load() < 200; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the load did not start: %d messages carried in 20 s", hs.relay.delivered.Load())
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	t0 := time.Now()
+	t0, before := time.Now(), hs.relay.delivered.Load()
 	st, err := hs.host.Restart(ctx)
+	took, during := time.Since(t0), hs.relay.delivered.Load()-before
+	close(restarted)
+	ids := <-done
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("restart-component took %v", time.Since(t0))
+	t.Logf("restart-component took %v; %d messages carried meanwhile, %d in all", took, during, len(ids))
+	if during == 0 {
+		t.Fatalf("no message was carried while the component restarted")
+	}
 	if st.PID == first.PID || st.Version != stamp.TrackFixedVersion || st.Health != control.HealthHealthy {
 		t.Fatalf("after restart %+v (before: pid %d)", st, first.PID)
 	}
-	ids := <-done
 	st = waitFor(t, 30*time.Second, "all events acknowledged", func(st control.ComponentStatus) bool { return st.Pending == 0 }, hs.host)
 	if st.Crashes != 0 {
 		t.Fatalf("crashes %d: %s", st.Crashes, st.LastExit)
 	}
 	checkRecords(t, root, ids)
-}
-
-func TestEscalationRunsProgram(t *testing.T) {
-	root := layout.Root(t.TempDir())
-	install(t, root, bins.TrackPrefix, true)
-	out := filepath.Join(t.TempDir(), "escalated")
-	script := filepath.Join(t.TempDir(), "escalate.sh")
-	os.WriteFile(script, []byte("#!/bin/sh\nenv | grep ^RELAYFIX_ | sort > "+out+".tmp && mv "+out+".tmp "+out+"\n"), 0o755)
-	cfg := fastConfig()
-	cfg.Escalation = Escalation{After: 2, WindowMS: 60000, Action: ActionRun, Program: script}
-	hs := start(t, root, cfg)
-	waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
-	// A message the relay has already removed crashes the pre-fix build every time it is replayed.
-	hs.host.Record(track.Event{Time: time.Now().UTC(), ID: track.EventQueued, QueueID: "GONE"})
-	deadline := time.Now().Add(20 * time.Second)
-	var b []byte
-	for time.Now().Before(deadline) {
-		if b, _ = os.ReadFile(out); len(b) > 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	env := string(b)
-	for _, want := range []string{"RELAYFIX_COMPONENT=tracking", "RELAYFIX_FAILURES=2", "RELAYFIX_ROOT=" + string(root), "RELAYFIX_LAST_EXIT=panic: runtime error"} {
-		if !strings.Contains(env, want) {
-			t.Errorf("escalation environment lacks %q:\n%s", want, env)
-		}
-	}
-	st := hs.host.Status()
-	if st.Crashes < 2 || st.Pending != 1 {
-		t.Fatalf("status %+v: want at least 2 crashes and the event still pending", st)
-	}
 }

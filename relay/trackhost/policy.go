@@ -20,11 +20,15 @@ const (
 //
 // Durations here are in milliseconds.
 type Config struct {
-	Enabled    bool          `json:"enabled"`
-	Binary     string        `json:"binary,omitempty"`
-	Unverified bool          `json:"unverified,omitempty"`
-	Restart    RestartPolicy `json:"restart"`
-	Escalation Escalation    `json:"escalation"`
+	Enabled    bool   `json:"enabled"`
+	Binary     string `json:"binary,omitempty"`
+	Unverified bool   `json:"unverified,omitempty"`
+	// ExpectedSum looks up the checksum the installed-files database records for the plugin
+	// binary; relayd wires it to the database. nil lists nothing: the plugin runs only when
+	// Unverified allows a binary the database does not list.
+	ExpectedSum ExpectedSumFunc `json:"-"`
+	Restart     RestartPolicy   `json:"restart"`
+	Escalation  Escalation      `json:"escalation"`
 }
 
 // DefaultConfig is tracking on, with the restart policy and escalation named in the package comment.
@@ -38,29 +42,41 @@ func DefaultConfig() Config {
 
 // RestartPolicy is the delay before restarting a crashed component: InitialMS after the first
 // crash in the window, doubling with each further one, never more than MaxMS, jittered by ±20% so
-// that restarts of several relays do not fall into step.
+// that restarts of several relays do not fall into step. The jitter never takes a delay above
+// MaxMS: near the cap it only shortens the delay.
 type RestartPolicy struct {
 	InitialMS int `json:"initial_ms"`
 	MaxMS     int `json:"max_ms"`
 }
 
-// Delay returns the delay before restart number attempt (0 for the first crash in the window).
-// rnd is a random number in [0,1) that sets the jitter.
-func (p RestartPolicy) Delay(attempt int, rnd float64) time.Duration {
-	initial := time.Duration(p.InitialMS) * time.Millisecond
-	maxd := time.Duration(p.MaxMS) * time.Millisecond
+// bounds returns the first delay and the longest, with the defaults filled in.
+func (p RestartPolicy) bounds() (initial, longest time.Duration) {
+	initial = time.Duration(p.InitialMS) * time.Millisecond
+	longest = time.Duration(p.MaxMS) * time.Millisecond
 	if initial <= 0 {
 		initial = 100 * time.Millisecond
 	}
-	if maxd < initial {
-		maxd = initial
-	}
+	return initial, max(longest, initial)
+}
+
+// Max returns the longest delay the policy allows.
+func (p RestartPolicy) Max() time.Duration {
+	_, longest := p.bounds()
+	return longest
+}
+
+// Delay returns the delay before restart number attempt (0 for the first crash in the window).
+// rnd is a random number in [0,1) that sets the jitter.
+func (p RestartPolicy) Delay(attempt int, rnd float64) time.Duration {
+	initial, longest := p.bounds()
 	d := initial
-	for i := 0; i < attempt && d < maxd; i++ {
+	for i := 0; i < attempt && d < longest; i++ {
 		d *= 2
 	}
-	d = min(d, maxd)
-	return time.Duration(float64(d) * (0.8 + 0.4*rnd))
+	d = min(d, longest)
+	lo := time.Duration(float64(d) * 0.8)
+	hi := min(time.Duration(float64(d)*1.2), longest)
+	return lo + time.Duration(float64(hi-lo)*rnd)
 }
 
 // Escalation is what to do when the component has failed After times within WindowMS.
@@ -71,6 +87,9 @@ type Escalation struct {
 	Program  string   `json:"program,omitempty"` // for run
 	Args     []string `json:"args,omitempty"`    // for run
 	Hotfix   string   `json:"hotfix,omitempty"`  // for rollback: the hotfix binary
+	// GraceMS is how long a program still running when the relay stops may go on before it
+	// gets SIGTERM (DefaultEscalationGrace).
+	GraceMS int `json:"grace_ms,omitempty"`
 }
 
 // Validate reports a configuration that cannot work.

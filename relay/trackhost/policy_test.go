@@ -8,30 +8,58 @@ import (
 )
 
 func TestRestartDelay(t *testing.T) {
-	p := RestartPolicy{InitialMS: 100, MaxMS: 5000}
+	ms := func(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
+	def := RestartPolicy{InitialMS: 100, MaxMS: 5000}
 	tests := []struct {
+		name    string
+		p       RestartPolicy
 		attempt int
 		rnd     float64
 		want    time.Duration
 	}{
-		{0, 0.5, 100 * time.Millisecond},
-		{1, 0.5, 200 * time.Millisecond},
-		{2, 0.5, 400 * time.Millisecond},
-		{5, 0.5, 3200 * time.Millisecond},
-		{6, 0.5, 5000 * time.Millisecond}, // 6400 capped
-		{60, 0.5, 5000 * time.Millisecond},
-		{0, 0, 80 * time.Millisecond},            // -20%
-		{0, 0.999999, 119999 * time.Microsecond}, // just under +20%
-		{6, 0, 4000 * time.Millisecond},
+		{"first", def, 0, 0.5, ms(100)},
+		{"second", def, 1, 0.5, ms(200)},
+		{"third", def, 2, 0.5, ms(400)},
+		{"sixth", def, 5, 0.5, ms(3200)},
+		{"first, -20%", def, 0, 0, ms(80)},
+		{"first, just under +20%", def, 0, 0.999999, ms(119.999)},
+		{"sixth, just under +20%", def, 5, 0.999999, ms(3839.9984)},
+		// At the cap the jitter only shortens the delay: 5,750 ms was once logged with a 5 s cap.
+		{"capped, no jitter up", def, 6, 0.875, ms(4875)},
+		{"capped, top", def, 6, 0.999999, ms(4999.999)},
+		{"capped, bottom", def, 6, 0, ms(4000)},
+		{"far past the cap", def, 60, 0.5, ms(4500)},
+		// +20% would cross the cap before doubling reaches it.
+		{"near the cap", RestartPolicy{InitialMS: 100, MaxMS: 3500}, 5, 0.999999, ms(3499.9994)},
+		{"zero policy: 100 ms, also the cap", RestartPolicy{}, 0, 0.5, ms(90)},
+		{"zero policy, capped at the first delay", RestartPolicy{}, 3, 0.999999, ms(99.99992)},
+		{"max below initial", RestartPolicy{InitialMS: 300, MaxMS: 100}, 2, 0.999999, ms(299.9994)},
 	}
 	for _, tt := range tests {
-		got := p.Delay(tt.attempt, tt.rnd)
-		if diff := got - tt.want; diff < -time.Microsecond || diff > time.Microsecond {
-			t.Errorf("Delay(%d, %v) = %v, want %v", tt.attempt, tt.rnd, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.p.Delay(tt.attempt, tt.rnd)
+			if diff := got - tt.want; diff < -time.Microsecond || diff > time.Microsecond {
+				t.Errorf("Delay(%d, %v) = %v, want %v", tt.attempt, tt.rnd, got, tt.want)
+			}
+			if got > tt.p.Max() {
+				t.Errorf("Delay(%d, %v) = %v, above the maximum %v", tt.attempt, tt.rnd, got, tt.p.Max())
+			}
+		})
 	}
-	if got := (RestartPolicy{}).Delay(0, 0.5); got != 100*time.Millisecond {
-		t.Errorf("zero policy: %v, want the 100ms default", got)
+}
+
+// Whatever the policy, the attempt and the jitter, a delay stays within [80% of InitialMS, MaxMS].
+func TestRestartDelayNeverExceedsItsMaximum(t *testing.T) {
+	for _, p := range []RestartPolicy{{100, 5000}, {20, 200}, {100, 1000}, {1000, 1000}, {0, 0}, {500, 50}} {
+		initial, longest := p.bounds()
+		for attempt := range 12 {
+			for _, rnd := range []float64{0, 0.25, 0.5, 0.75, 0.875, 0.999999} {
+				d := p.Delay(attempt, rnd)
+				if d > longest || d < initial*8/10 {
+					t.Errorf("%+v: Delay(%d, %v) = %v, outside [%v, %v]", p, attempt, rnd, d, initial*8/10, longest)
+				}
+			}
+		}
 	}
 }
 

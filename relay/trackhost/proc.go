@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"relayfix/relay/crashlog"
 	"relayfix/relay/track"
 	"relayfix/relay/trackrpc"
 )
@@ -63,6 +64,14 @@ func (p *proc) watch() {
 	}
 }
 
+// retire stops calls to p, waiting for the call in flight, and ends the process.
+func (p *proc) retire() {
+	p.callMu.Lock()
+	p.retired = true
+	p.callMu.Unlock()
+	p.kill()
+}
+
 // kill ends the process (gracefully if it still answers) and collects its stderr.
 func (p *proc) kill() {
 	p.killOnce.Do(func() {
@@ -99,7 +108,8 @@ func (p *proc) exitReason() string {
 // stderrTail receives the plugin's stderr line by line (go-plugin writes each line, then a
 // newline) and keeps the first panic line and the first frame of its stack.
 type stderrTail struct {
-	copy io.Writer
+	copy  io.Writer
+	crash crashlog.Tail // the whole panic, for the crash's signature
 
 	mu      sync.Mutex
 	inPanic bool
@@ -109,6 +119,7 @@ type stderrTail struct {
 
 func (s *stderrTail) Write(b []byte) (int, error) {
 	s.copy.Write(b)
+	s.crash.Write(b)
 	line := strings.TrimSpace(string(b))
 	if line == "" {
 		return len(b), nil
@@ -134,14 +145,14 @@ func (s *stderrTail) panic() (line, frame string) {
 // sourceWatch is the message source one plugin process sees: the relay's, with a note of the
 // reads that found the message already gone.
 type sourceWatch struct {
-	h      *Host
+	src    *atomic.Pointer[sourceBox]
 	misses atomic.Int64
 	mu     sync.Mutex
 	last   string
 }
 
 func (s *sourceWatch) Properties(ctx context.Context, queueID string) (track.Properties, error) {
-	box := s.h.src.Load()
+	box := s.src.Load()
 	if box == nil || box.src == nil {
 		return track.Properties{}, fmt.Errorf("the relay's message source is not connected")
 	}

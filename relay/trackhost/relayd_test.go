@@ -2,7 +2,9 @@ package trackhost
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,6 +14,8 @@ import (
 	"relayfix/internal/relaytest"
 	"relayfix/internal/smtpload"
 	"relayfix/internal/stamp"
+	"relayfix/manifest/record"
+	"relayfix/packages/installdb"
 	"relayfix/relay/control"
 	"relayfix/relay/track"
 	"relayfix/relay/tracklog"
@@ -19,6 +23,26 @@ import (
 
 // These tests run the real relayd with the real msgtrack builds, a counting next hop and SMTP load
 // on loopback: the KB 910618 episode end to end.
+
+// install places bin as the plugin of the relayd under test and, if listed, records it in
+// the installed-files database that relayd reads.
+func install(t testing.TB, root layout.Root, bin string, listed bool) {
+	t.Helper()
+	sum := placePlugin(t, root, bin)
+	if !listed {
+		return
+	}
+	db := &installdb.DB{Files: []installdb.InstalledFile{{
+		File:    record.File{Name: "msgtrack", Path: DBPath, SHA256: hex.EncodeToString(sum), Platform: "linux/amd64"},
+		Package: "TEST", Installed: time.Now().UTC(),
+	}}}
+	if err := os.MkdirAll(root.Hotfix(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := installdb.Save(root, db); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // relaydProc is relayd run by the shared harness, with the tracking component's controls.
 type relaydProc struct{ *relaytest.Relayd }
@@ -63,14 +87,30 @@ func (p *relaydProc) waitTracking(t *testing.T, within time.Duration, what strin
 
 func (p *relaydProc) restartTracking(t *testing.T) (control.ComponentStatus, time.Duration) {
 	t.Helper()
+	r := p.restart()
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.st, r.took
+}
+
+// restarted is the outcome of a restart-component request.
+type restarted struct {
+	st   control.ComponentStatus
+	took time.Duration
+	err  error
+}
+
+// restart asks relayd to restart the tracking component. It may run on any goroutine.
+func (p *relaydProc) restart() restarted {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	st, err := p.Ctl.RestartComponent(ctx, ComponentName)
 	if err != nil {
-		t.Fatalf("restart-component tracking: %v", err)
+		return restarted{err: fmt.Errorf("restart-component tracking: %w", err)}
 	}
-	return *st, time.Since(t0)
+	return restarted{st: *st, took: time.Since(t0)}
 }
 
 func newSink(t testing.TB) *smtpload.Sink {
@@ -228,23 +268,29 @@ func TestRelaydRestartComponentDuringLoad(t *testing.T) {
 	base := runLoad(t, opts)
 	delivered(t, sink, base, opts.N)
 
+	// The restarts come once a third and two thirds of the second load have reached the next
+	// hop.
 	opts.FirstSeq = opts.N
-	type restart struct {
-		st   control.ComponentStatus
-		took time.Duration
-	}
-	restarts := make(chan restart, 2)
+	restarts := make(chan restarted, 2)
 	go func() {
-		for range 2 {
-			time.Sleep(time.Second)
-			st, took := p.restartTracking(t)
-			restarts <- restart{st, took}
+		defer close(restarts)
+		for i := range 2 {
+			want := opts.N + (i+1)*opts.N/3
+			for deadline := time.Now().Add(time.Minute); sink.Count() < want; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					restarts <- restarted{err: fmt.Errorf("the next hop received %d messages in a minute, want %d", sink.Count(), want)}
+					return
+				}
+			}
+			restarts <- p.restart()
 		}
-		close(restarts)
 	}()
 	res := runLoad(t, opts)
 	pid := first.PID
 	for r := range restarts {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
 		if r.st.PID == pid || r.st.Health != control.HealthHealthy || r.st.Version != stamp.TrackFixedVersion {
 			t.Fatalf("restart-component returned %+v (previous pid %d)", r.st, pid)
 		}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"relayfix/packages/store"
+	"relayfix/relay/control"
+)
+
+// relayServices gives the store the running relay through its control socket.
+type relayServices struct{ c control.Client }
+
+func (r relayServices) Component(ctx context.Context, name string) (store.Component, bool, error) {
+	st, err := r.c.Status(ctx)
+	if err != nil {
+		return store.Component{}, false, serviceErr(err)
+	}
+	c, ok := st.Component(name)
+	return component(c), ok, nil
+}
+
+func (r relayServices) Restart(ctx context.Context, name string) (*store.Component, error) {
+	cs, err := r.c.RestartComponent(ctx, name)
+	if cs == nil {
+		return nil, serviceErr(err)
+	}
+	c := component(*cs)
+	return &c, serviceErr(err)
+}
+
+// component converts the control socket's component status to the store's.
+func component(c control.ComponentStatus) store.Component {
+	health := c.Health
+	switch c.Health {
+	case control.HealthHealthy:
+		health = store.HealthHealthy
+	case control.HealthFailed:
+		health = store.HealthFailed
+	}
+	return store.Component{Name: c.Name, Binary: c.Binary, Version: c.Version, Enabled: c.Enabled, Health: health, Detail: c.Detail}
+}
+
+// serviceErr marks the control client's "not running" as the store's.
+func serviceErr(err error) error {
+	if errors.Is(err, control.ErrNotRunning) {
+		return fmt.Errorf("%w: %w", store.ErrNotRunning, err)
+	}
+	return err
+}

@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"relayfix/manifest"
+	"relayfix/packages/installdb"
+)
+
+// NothingEarlierError is returned when a file has no earlier build to go back to.
+type NothingEarlierError struct {
+	Name, Version, Package string
+}
+
+func (e *NothingEarlierError) Error() string {
+	return fmt.Sprintf("%s %s was installed by %s; there is nothing earlier to roll back to", e.Name, e.Version, e.Package)
+}
+
+// BackupError is returned when a backup does not match the hash recorded when it was taken.
+type BackupError struct {
+	Path, Backup, Want, Got string
+}
+
+func (e *BackupError) Error() string {
+	if e.Got == "" {
+		return fmt.Sprintf("the backup of %s (%s) is missing; refusing to roll back, nothing was changed", e.Path, e.Backup)
+	}
+	return fmt.Sprintf("the backup of %s (%s) is corrupt: SHA-256 %s, recorded %s; refusing to roll back, nothing was changed",
+		e.Path, e.Backup, e.Got, e.Want)
+}
+
+// ErrNotInstalled is wrapped when rollback names nothing that is installed.
+var ErrNotInstalled = errors.New("no installed component or hotfix by that name")
+
+// Rollback takes a component (e.g. msgtrack) or every file of a hotfix (e.g. KB910618) back to
+// the build it replaced, restoring it from its backup after checking the backup's recorded hash,
+// through the same journaled steps as Apply. A second rollback goes further back while the
+// database remembers earlier builds.
+func (s *Store) Rollback(ctx context.Context, target string) (*Result, error) {
+	lock, err := AcquireLock(s.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	if _, err := s.recoverLocked(ctx); err != nil {
+		return nil, fmt.Errorf("finish the interrupted transaction first: %w", err)
+	}
+	db, err := installdb.Load(s.Root)
+	if err != nil {
+		return nil, err
+	}
+	prod, err := installdb.LoadProduct(s.Root)
+	if err != nil {
+		return nil, err
+	}
+	var rows []installdb.InstalledFile
+	if p, ok := db.Package(target); ok {
+		if p.Kind == manifest.KindServicePack {
+			return nil, fmt.Errorf("%s is a service pack; rollback takes back hotfixes and components", target)
+		}
+		for _, f := range db.Files {
+			if f.Package == target {
+				rows = append(rows, f)
+			}
+		}
+		if len(rows) == 0 {
+			return nil, fmt.Errorf("%s: none of its files is installed any more (a later package replaced them)", target)
+		}
+	} else {
+		for _, f := range db.Files {
+			if f.ComponentName() == target || f.Name == target || f.Path == target {
+				rows = append(rows, f)
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("rollback %s: %w", target, ErrNotInstalled)
+	}
+
+	start := s.now()
+	id := newTxID(start)
+	j := &Journal{ID: id, Action: ActionRollback, Package: target, PID: os.Getpid(), Started: start}
+	newDB := db.Clone()
+	for _, row := range rows {
+		if len(row.Previous) == 0 {
+			return nil, &NothingEarlierError{Name: row.Name, Version: row.Version.String(), Package: row.Package}
+		}
+		prev := row.Previous[0]
+		sum, _, err := hashFile(s.Root.Join(prev.Backup))
+		if err != nil || sum != prev.SHA256 {
+			return nil, &BackupError{Path: row.Path, Backup: prev.Backup, Want: prev.SHA256, Got: sum}
+		}
+		tf := TxFile{Path: row.Path, Source: prev.Backup, New: installdb.InstalledFile{File: prev.File, Package: prev.Package,
+			Installed: prev.Installed, TxID: prev.TxID, Previous: slices.Clone(row.Previous[1:])}}
+		if err := s.planOld(&tf, id, db); err != nil {
+			return nil, err
+		}
+		newDB.Put(tf.New)
+		j.Files = append(j.Files, tf)
+		if p, ok := db.Package(row.Package); ok {
+			for _, svc := range p.Services {
+				if !slices.Contains(j.Services, svc) {
+					j.Services = append(j.Services, svc)
+				}
+			}
+		}
+	}
+	// A hotfix none of whose files remains installed is no longer installed.
+	var gone []string
+	newDB.Packages = slices.DeleteFunc(newDB.Packages, func(p installdb.InstalledPackage) bool {
+		if p.Kind != manifest.KindHotfix {
+			return false
+		}
+		for _, f := range newDB.Files {
+			if f.Package == p.ID {
+				return false
+			}
+		}
+		gone = append(gone, p.ID)
+		return true
+	})
+	if prod != nil {
+		np := *prod
+		np.Packages = slices.DeleteFunc(slices.Clone(prod.Packages), func(id string) bool { return slices.Contains(gone, id) })
+		j.Product = &np
+	}
+	j.DB, j.OldDB = newDB, db
+	if err := s.save(j, StateVerified); err != nil {
+		return nil, err
+	}
+	return s.execute(ctx, j)
+}
