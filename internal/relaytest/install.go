@@ -103,3 +103,36 @@ func writeJSON(t testing.TB, path string, v any) {
 		t.Fatal(err)
 	}
 }
+
+// OfferFix records, as hotfix does once it has verified a repository's metadata, a source at url
+// whose targets offer package id fixing crashes of component with signature (and a service pack
+// that fixes nothing). Nothing is signed: it stands for metadata hotfix already trusted.
+func OfferFix(t testing.TB, root layout.Root, url, id, component, signature string) {
+	t.Helper()
+	type fix struct {
+		Component string `json:"component"`
+		Affected  string `json:"affected"`
+		Signature string `json:"signature"`
+		Summary   string `json:"summary"`
+	}
+	type entry struct {
+		ID    string `json:"id"`
+		Title string `json:"title"`
+		Kind  string `json:"kind"`
+		Fixes []fix  `json:"fixes,omitempty"`
+	}
+	target := func(e entry) map[string]any {
+		return map[string]any{"length": 1, "hashes": map[string]string{"sha256": "00"}, "custom": map[string]any{"relayfix": e}}
+	}
+	md := map[string]any{
+		"signed": map[string]any{"_type": "targets", "spec_version": "1.0.31", "version": 1, "expires": "2030-01-01T00:00:00Z",
+			"targets": map[string]any{
+				id + ".hfx": target(entry{ID: id, Title: "The message tracking component stops under heavy load while a message is delivered", Kind: "hotfix",
+					Fixes: []fix{{Component: component, Affected: ">= 6.5.7638.1, < 6.5.7651.45", Signature: signature, Summary: "reads a delivered message"}}}),
+				"SP2.hfx": target(entry{ID: "SP2", Kind: "servicepack"}),
+			}},
+		"signatures": []any{},
+	}
+	writeJSON(t, root.Join("hotfix/sources/src1/metadata/targets.json"), md)
+	writeJSON(t, root.Join("hotfix/sources/sources.json"), []map[string]string{{"url": url, "dir": "src1"}})
+}

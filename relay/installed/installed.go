@@ -16,6 +16,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"relayfix/internal/layout"
@@ -59,11 +62,38 @@ type Transaction struct {
 	Detail  string    `json:"detail,omitempty"`
 }
 
+// Fix is a package a configured repository offers that declares it fixes a crash.
+type Fix struct {
+	Package   string // e.g. KB910618
+	Title     string
+	Source    string // the repository's URL
+	Component string // e.g. tracking
+	Signature string // the crash signature it fixes
+	Summary   string
+	Installed bool // the package is installed on this root
+}
+
 // Snapshot is what is installed on a root at one moment.
 type Snapshot struct {
 	Product Product
 	Files   []File
 	History []Transaction // oldest first
+	// Fixes are what the configured repositories offer against known crashes, as their metadata
+	// stood when hotfix last verified it (hotfix check, apply by id).
+	Fixes []Fix
+}
+
+// FixFor returns a package that fixes crashes of component with signature, preferring one that
+// is not installed yet (the news an operator needs).
+func (s Snapshot) FixFor(component, signature string) (Fix, bool) {
+	var found Fix
+	ok := false
+	for _, f := range s.Fixes {
+		if f.Component == component && f.Signature == signature && (!ok || found.Installed && !f.Installed) {
+			found, ok = f, true
+		}
+	}
+	return found, ok
 }
 
 // File returns the installed file of component, if there is one.
@@ -116,7 +146,71 @@ func (r rootReader) Read() (Snapshot, error) {
 	if s.History, err = readHistory(r.root.History()); err != nil {
 		return Snapshot{}, err
 	}
+	if s.Fixes, err = readFixes(r.root, s.Product.Packages); err != nil {
+		return Snapshot{}, err
+	}
 	return s, nil
+}
+
+// readFixes reads the fixes the repositories declare from the targets metadata hotfix keeps for
+// each source (ROOT/hotfix/sources/sources.json lists them; DIR/metadata/targets.json is the
+// targets role as hotfix last verified it). relayd does not verify signatures itself: it shows
+// what hotfix trusted, and hotfix verifies again before it applies anything.
+func readFixes(root layout.Root, installed []string) ([]Fix, error) {
+	var sources []struct {
+		URL string `json:"url"`
+		Dir string `json:"dir"`
+	}
+	b, err := os.ReadFile(root.Join("hotfix/sources/sources.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read repository sources: %w", err)
+	}
+	if err := json.Unmarshal(b, &sources); err != nil {
+		return nil, fmt.Errorf("repository sources: %w", err)
+	}
+	var out []Fix
+	for _, src := range sources {
+		path := filepath.Join(root.Join("hotfix/sources"), filepath.Base(src.Dir), "metadata", "targets.json")
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // added, never refreshed
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read repository metadata: %w", err)
+		}
+		var md struct {
+			Signed struct {
+				Targets map[string]struct {
+					Custom struct {
+						Relayfix struct {
+							ID    string `json:"id"`
+							Title string `json:"title"`
+							Fixes []struct {
+								Component string `json:"component"`
+								Signature string `json:"signature"`
+								Summary   string `json:"summary"`
+							} `json:"fixes"`
+						} `json:"relayfix"`
+					} `json:"custom"`
+				} `json:"targets"`
+			} `json:"signed"`
+		}
+		if err := json.Unmarshal(b, &md); err != nil {
+			return nil, fmt.Errorf("repository metadata %s: %w", path, err)
+		}
+		for _, t := range md.Signed.Targets {
+			e := t.Custom.Relayfix
+			for _, f := range e.Fixes {
+				out = append(out, Fix{Package: e.ID, Title: e.Title, Source: src.URL, Component: f.Component,
+					Signature: f.Signature, Summary: f.Summary, Installed: slices.Contains(installed, e.ID)})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Fix) int { return strings.Compare(a.Package+a.Signature, b.Package+b.Signature) })
+	return out, nil
 }
 
 // readHistory reads the history, skipping a line torn by a crash (hotfix appends one JSON object

@@ -78,3 +78,26 @@ func TestRestartPending(t *testing.T) {
 		}
 	}
 }
+
+func TestFixes(t *testing.T) {
+	const sig = "nil pointer dereference in relayfix/relay/trackplugin.recordsFor"
+	root := relaytest.ShortRoot(t)
+	relaytest.Install(t, root, "6.5.7638", 2, relaytest.Installed{Name: "relayd", Path: "bin/relayd", Version: "6.5.7638.1", Package: "SP2"})
+	relaytest.OfferFix(t, root, "http://127.0.0.1:1/repo", "KB910618", "tracking", sig)
+	s, err := installed.FromRoot(root).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fix, ok := s.FixFor("tracking", sig)
+	if !ok || fix.Package != "KB910618" || fix.Installed || fix.Source != "http://127.0.0.1:1/repo" {
+		t.Fatalf("fix %+v %v", fix, ok)
+	}
+	if _, ok := s.FixFor("tracking", "index out of range in relayfix/relay/other.f"); ok {
+		t.Errorf("a fix for a signature no package names")
+	}
+	relaytest.Install(t, root, "6.5.7638", 2, relaytest.Installed{Name: "relayd", Path: "bin/relayd", Version: "6.5.7638.1", Package: "KB910618"})
+	s, _ = installed.FromRoot(root).Read()
+	if fix, ok := s.FixFor("tracking", sig); !ok || !fix.Installed {
+		t.Errorf("installed fix %+v %v", fix, ok)
+	}
+}

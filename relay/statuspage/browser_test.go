@@ -282,6 +282,8 @@ func TestStatusPageShowsCrashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sink.Close() })
+	const kbSig = "nil pointer dereference in relayfix/relay/trackplugin.recordsFor"
+	relaytest.OfferFix(t, root, "http://127.0.0.1:1/repo", "KB910618", "tracking", kbSig)
 	r := relaytest.StartRelayd(t, bins.Relayd, root, sink.Addr(), "--metrics-listen", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(t.Context())
 	loaded := make(chan struct{})
@@ -307,6 +309,9 @@ func TestStatusPageShowsCrashes(t *testing.T) {
 	got := text(byID(doc, "crash-signatures"))
 	if !strings.Contains(got, sig) || !strings.Contains(got, "recordsFor") || !strings.Contains(got, stamp.TrackPrefixVersion) {
 		t.Fatalf("crash table %q, want the signature %q of build %s", got, sig, stamp.TrackPrefixVersion)
+	}
+	if sig == kbSig && !strings.Contains(got, "A solution is available: KB910618") {
+		t.Errorf("crash table %q does not name the fix a repository offers", got)
 	}
 	if n, err := strconv.Atoi(text(byID(doc, "tracking-crashes"))); err != nil || n < 1 {
 		t.Errorf("crash count %q", text(byID(doc, "tracking-crashes")))

@@ -104,6 +104,7 @@ type view struct {
 	Queue       []control.QueueEntry
 	OldestAge   string
 	Tracking    *control.ComponentStatus
+	Crashes     []crashView
 	Records     []tracklog.Record
 	Errors      []string
 	Received    uint64
@@ -112,6 +113,12 @@ type view struct {
 	Bounced     uint64
 	Refused     uint64
 	Connections uint64
+}
+
+// crashView is a crash signature with the package that fixes it, if a repository offers one.
+type crashView struct {
+	control.CrashSignature
+	Fix *installed.Fix
 }
 
 type componentView struct {
@@ -172,6 +179,13 @@ func (p *Page) build() view {
 		})
 		if cs.Name == metrics.TrackingComponent {
 			v.Tracking = &st.Components[i]
+			for _, c := range cs.CrashSignatures {
+				cv := crashView{CrashSignature: c}
+				if fix, ok := snap.FixFor(cs.Name, c.Signature); ok {
+					cv.Fix = &fix
+				}
+				v.Crashes = append(v.Crashes, cv)
+			}
 		}
 	}
 	for _, c := range v.Components {
