@@ -23,7 +23,10 @@ import (
 	"relayfix/relay/tracklog"
 )
 
-var screenshot = flag.String("screenshot", "", "also write the screenshot of the status page under load to this file (docs/status.png)")
+var (
+	screenshot        = flag.String("screenshot", "", "also write the screenshot of the status page under load to this file (docs/status.png)")
+	screenshotCrashes = flag.String("screenshot-crashes", "", "also write a screenshot of the page with tracking crash-looping to this file")
+)
 
 var bins relaytest.Binaries
 
@@ -315,5 +318,8 @@ func TestStatusPageShowsCrashes(t *testing.T) {
 	}
 	if n, err := strconv.Atoi(text(byID(doc, "tracking-crashes"))); err != nil || n < 1 {
 		t.Errorf("crash count %q", text(byID(doc, "tracking-crashes")))
+	}
+	if *screenshotCrashes != "" {
+		runChromium(t, chromium, "--screenshot="+*screenshotCrashes, "--window-size=1280,1000", "http://"+r.HTTPAddr()+"/")
 	}
 }
