@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"aead.dev/minisign"
 	"github.com/spf13/cobra"
 
 	"relayfix/packages/archive"
@@ -107,22 +109,42 @@ func crashMatches(at, step string) bool {
 	return base == at && !strings.Contains(at, ":")
 }
 
-// recoverFirst finishes or undoes an interrupted transaction before a read-only command looks at
-// the root, and says so on stderr.
-func recoverFirst(ctx context.Context, g *globalOptions) {
-	rep, err := newStore(g, 0).RecoverIfNeeded(ctx)
-	if err != nil {
-		fmt.Fprintf(g.stderr, "hotfix: recovering an interrupted transaction: %v\n", err)
-		return
+// readRoot checks that the command's root is an install root before a read-only command looks
+// at it, and says on stderr when its last transaction did not finish. It changes nothing:
+// finishing or undoing a transaction is for 'hotfix recover' and the commands that change the
+// root. pending is the unfinished transaction (a *store.InterruptedError), for a command that
+// cannot give a true answer while one is open.
+func readRoot(g *globalOptions) (pending, err error) {
+	root := g.Root()
+	if err := store.CheckRoot(root); err != nil {
+		return nil, err
 	}
-	if rep != nil && rep.Outcome != store.RecoveredNothing {
-		fmt.Fprintf(g.stderr, "hotfix: recovered: %s\n", rep.Detail)
+	if err := store.Pending(root); err != nil {
+		var ie *store.InterruptedError
+		if !errors.As(err, &ie) {
+			return nil, err
+		}
+		fmt.Fprintf(g.stderr, "hotfix: warning: %v\n", err)
+		return err, nil
 	}
+	return nil, nil
+}
+
+// trustedKeys returns the keys --pubkey names or, without it, the keys the root trusts; a
+// directory that is not an install root has none to give.
+func trustedKeys(g *globalOptions, pubkey string) ([]minisign.PublicKey, error) {
+	keys, err := verifier.LoadTrustedKeys(g.Root(), pubkey)
+	if err != nil && pubkey == "" {
+		if rerr := store.CheckRoot(g.Root()); rerr != nil {
+			return nil, fmt.Errorf("no --pubkey, and no trusted keys: %w", rerr)
+		}
+	}
+	return keys, err
 }
 
 func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	root := g.Root()
-	keys, err := verifier.LoadTrustedKeys(root, o.pubkey)
+	keys, err := trustedKeys(g, o.pubkey)
 	if err != nil {
 		return reportChange(g, store.ActionApply, nil, err)
 	}

@@ -27,7 +27,9 @@ its id, the package or component, the action (apply, rollback, recover), the res
 }
 
 func runHistory(ctx context.Context, g *globalOptions) error {
-	recoverFirst(ctx, g)
+	if _, err := readRoot(g); err != nil {
+		return err
+	}
 	h, err := store.LoadHistory(g.Root())
 	if err != nil {
 		return err

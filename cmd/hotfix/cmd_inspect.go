@@ -62,7 +62,7 @@ func runInspect(ctx context.Context, g *globalOptions, o *inspectOptions) error 
 		return fmt.Errorf("package %s: %w", o.pkg, p.ParseErr)
 	}
 	var sig signatureStatus
-	if keys, err := verifier.LoadTrustedKeys(g.Root(), o.pubkey); err != nil {
+	if keys, err := trustedKeys(g, o.pubkey); err != nil {
 		sig.Detail = "not checked: " + err.Error()
 	} else if id, comment, err := p.Verify(keys); err != nil {
 		sig.Detail = err.Error()

@@ -51,7 +51,9 @@ type listRow struct {
 }
 
 func runList(ctx context.Context, g *globalOptions, o *listOptions, loc *time.Location) error {
-	recoverFirst(ctx, g)
+	if _, err := readRoot(g); err != nil {
+		return err
+	}
 	db, err := installdb.Load(g.Root())
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/tableprint"
+	"relayfix/packages/store"
 	"relayfix/repository"
 )
 
@@ -78,6 +79,9 @@ func newCmdSourceList(g *globalOptions) *cobra.Command {
 }
 
 func runSourceList(g *globalOptions) error {
+	if err := store.CheckRoot(g.Root()); err != nil {
+		return err
+	}
 	srcs, err := repository.Sources{Root: g.Root()}.List()
 	if err != nil {
 		return err
@@ -109,6 +113,9 @@ func newCmdSourceRemove(g *globalOptions) *cobra.Command {
 }
 
 func runSourceRemove(g *globalOptions, o *sourceOptions) error {
+	if err := store.CheckRoot(g.Root()); err != nil {
+		return err
+	}
 	if err := (repository.Sources{Root: g.Root()}).Remove(o.url); err != nil {
 		return err
 	}

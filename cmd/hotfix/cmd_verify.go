@@ -69,7 +69,7 @@ type verifyResult struct {
 }
 
 func runVerifyPackage(ctx context.Context, g *globalOptions, o *verifyOptions) error {
-	keys, err := verifier.LoadTrustedKeys(g.Root(), o.pubkey)
+	keys, err := trustedKeys(g, o.pubkey)
 	if err != nil {
 		return err
 	}

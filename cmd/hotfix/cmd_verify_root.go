@@ -11,7 +11,14 @@ import (
 // runVerifyRoot checks every installed file of the root against the installed-files database
 // (size, SHA-256, file version, platform, timestamp), as rpm -V does, and fails if any drifted.
 func runVerifyRoot(ctx context.Context, g *globalOptions) error {
-	recoverFirst(ctx, g)
+	pending, err := readRoot(g)
+	if err != nil {
+		return err
+	}
+	if pending != nil {
+		// Files may be half swapped: comparing them with either database would mislead.
+		return fmt.Errorf("cannot verify the root: %w", pending)
+	}
 	checks, err := newStore(g, 0).VerifyRoot(ctx)
 	if err != nil {
 		return err

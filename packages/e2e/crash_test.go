@@ -49,6 +49,17 @@ func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string
 		t.Fatalf("hotfix %v with RELAYFIX_CRASH_AT=%s was not killed: exit %d\n%s%s", args, c.step, r.code, r.stdout, r.stderr)
 	}
 	if !c.recover {
+		// A read-only command looks first: it must say what happened and change nothing.
+		before := snapshot(t, root)
+		lr := hotfix(t, root, nil, "list")
+		if lr.code != 0 {
+			t.Errorf("list after a kill at %s: exit %d\n%s", c.step, lr.code, lr.stderr)
+		}
+		if !c.over && !strings.Contains(lr.stderr, "hotfix recover") {
+			t.Errorf("list after a kill at %s does not name 'hotfix recover': %q", c.step, lr.stderr)
+		}
+		sameFiles(t, "list after a kill at "+c.step, before, snapshot(t, root))
+		mustHotfix(t, root, "recover")
 		return nil
 	}
 	var rep store.RecoverReport

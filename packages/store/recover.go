@@ -28,6 +28,9 @@ type RecoverReport struct {
 // Recover finishes or undoes a transaction that was interrupted (by a crash, a kill or a power
 // loss), following the rules documented on State, and says what it did.
 func (s *Store) Recover(ctx context.Context) (*RecoverReport, error) {
+	if err := CheckRoot(s.Root); err != nil {
+		return nil, err
+	}
 	lock, err := AcquireLock(s.Root)
 	if err != nil {
 		return nil, err

@@ -41,6 +41,9 @@ var ErrNotInstalled = errors.New("no installed component or hotfix by that name"
 // through the same journaled steps as Apply. A second rollback goes further back while the
 // database remembers earlier builds.
 func (s *Store) Rollback(ctx context.Context, target string) (*Result, error) {
+	if err := CheckRoot(s.Root); err != nil {
+		return nil, err
+	}
 	lock, err := AcquireLock(s.Root)
 	if err != nil {
 		return nil, err
