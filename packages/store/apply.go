@@ -186,8 +186,12 @@ func (s *Store) planApply(id string, start time.Time, m *manifest.Manifest, stag
 		j.Files = append(j.Files, tf)
 	}
 	newDB.Packages = slices.DeleteFunc(newDB.Packages, func(p installdb.InstalledPackage) bool { return p.ID == m.ID })
-	newDB.Packages = append(newDB.Packages, installdb.InstalledPackage{ID: m.ID, Title: m.Title, Kind: m.Kind, Released: m.Released,
-		Installed: start, TxID: id, Services: m.Restart.Services, Supersedes: m.Supersedes})
+	rec := installdb.InstalledPackage{ID: m.ID, Title: m.Title, Kind: m.Kind, Released: m.Released,
+		Installed: start, TxID: id, Services: m.Restart.Services, Supersedes: m.Supersedes}
+	if m.Kind == manifest.KindServicePack && prod != nil {
+		rec.Replaced = &installdb.Level{Name: prod.Name, Version: prod.Version, ServicePack: prod.ServicePack}
+	}
+	newDB.Packages = append(newDB.Packages, rec)
 	newProd := &installdb.Product{}
 	if prod != nil {
 		*newProd = *prod
