@@ -45,6 +45,12 @@ through the relay's control socket and waits until they report the new build, he
 Any failure puts the previous build back, running. Nothing reboots the host; when relayd is
 not running, the services start on the new build the next time it starts.
 
+When relayd runs, apply then compares what it runs with what is installed: a component still
+on its previous build (today relayd itself, which no transaction restarts) is reported as
+"restart pending" after the summary, and in --json as "restart_pending": [{"name", "path",
+"running", "installed"}]. The exit status stays 0, since the transaction is committed and
+the root changed; scripts tell the two apart by that field.
+
 Every step is journaled first (ROOT/hotfix/journal.json): an interrupted apply is finished or
 undone by the next hotfix command, or explicitly by 'hotfix recover'. One transaction runs
 at a time: a second one fails at once, naming the process that holds the root.
@@ -146,13 +152,13 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	root := g.Root()
 	keys, err := trustedKeys(g, o.pubkey)
 	if err != nil {
-		return reportChange(g, store.ActionApply, nil, err)
+		return reportChange(ctx, g, store.ActionApply, nil, err)
 	}
 	if o.pkg, err = resolvePackage(ctx, g, o.pkg); err != nil {
-		return reportChange(g, store.ActionApply, nil, err)
+		return reportChange(ctx, g, store.ActionApply, nil, err)
 	}
 	if _, err := os.Stat(o.pkg); err != nil {
-		return reportChange(g, store.ActionApply, nil, fmt.Errorf("package: %w", err))
+		return reportChange(ctx, g, store.ActionApply, nil, fmt.Errorf("package: %w", err))
 	}
 	open := func(ctx context.Context, stageDir string) (*store.Staged, error) {
 		op, err := archive.Open(ctx, o.pkg, archive.OpenOptions{Keys: keys, StageDir: stageDir})
@@ -165,7 +171,7 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	res, plan, err := s.Apply(ctx, open, o.dryRun)
 	if o.dryRun {
 		if plan == nil {
-			return reportChange(g, store.ActionApply, nil, err)
+			return reportChange(ctx, g, store.ActionApply, nil, err)
 		}
 		return reportPlan(g, plan, err)
 	}
@@ -174,7 +180,7 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	} else if res != nil && len(res.TrustedKeys) > 0 && !g.json {
 		fmt.Fprintf(g.stdout, "Trusting %s for later packages (%s).\n", o.pubkey, root.Trusted())
 	}
-	return reportChange(g, store.ActionApply, res, err)
+	return reportChange(ctx, g, store.ActionApply, res, err)
 }
 
 func writeJSON(w io.Writer, v any) error {

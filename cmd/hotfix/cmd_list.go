@@ -25,7 +25,14 @@ func newCmdList(g *globalOptions) *cobra.Command {
 version, file size, date, time, platform — plus the package that installed it. Dates are
 recorded in UTC and shown in local time (the header names the zone) unless --utc.
 With --json it prints an array of objects with the keys name, path, version, size, date
-(RFC 3339, UTC), platform, sha256 and package.`,
+(RFC 3339, UTC), platform, sha256 and package.
+
+When relayd runs, a file whose running build differs from the installed one (relayd after a
+package replaced bin/relayd, until it restarts) is named under the table as "restart
+pending", and its --json object carries "restart_pending": true and "running": VERSION.
+
+list only reads: after an interrupted transaction it says so on stderr and names
+'hotfix recover'.`,
 		Example: `  hotfix list --root /tmp/relay
   hotfix list --root /tmp/relay --utc
   hotfix list --root /tmp/relay --json`,
@@ -48,6 +55,9 @@ type listRow struct {
 	Platform string `json:"platform"`
 	SHA256   string `json:"sha256"`
 	Package  string `json:"package"`
+	// RestartPending is set when the running relay runs another build of this file (Running).
+	RestartPending bool   `json:"restart_pending,omitempty"`
+	Running        string `json:"running,omitempty"`
 }
 
 func runList(ctx context.Context, g *globalOptions, o *listOptions, loc *time.Location) error {
@@ -58,11 +68,18 @@ func runList(ctx context.Context, g *globalOptions, o *listOptions, loc *time.Lo
 	if err != nil {
 		return err
 	}
+	stale := restartPending(ctx, g.Root())
 	if g.json {
 		rows := []listRow{}
 		for _, f := range db.Files {
-			rows = append(rows, listRow{Name: f.Name, Path: f.Path, Version: f.Version.String(), Size: f.Size,
-				Date: f.Date.UTC().Format(time.RFC3339), Platform: f.Platform, SHA256: f.SHA256, Package: f.Package})
+			row := listRow{Name: f.Name, Path: f.Path, Version: f.Version.String(), Size: f.Size,
+				Date: f.Date.UTC().Format(time.RFC3339), Platform: f.Platform, SHA256: f.SHA256, Package: f.Package}
+			for _, s := range stale {
+				if s.Path == f.Path {
+					row.RestartPending, row.Running = true, s.Running
+				}
+			}
+			rows = append(rows, row)
 		}
 		return writeJSON(g.stdout, rows)
 	}
@@ -78,7 +95,13 @@ func runList(ctx context.Context, g *globalOptions, o *listOptions, loc *time.Lo
 	if len(db.Files) == 0 {
 		fmt.Fprintf(g.stderr, "hotfix: nothing is installed in %s\n", g.Root())
 	}
-	return t.Render()
+	if err := t.Render(); err != nil {
+		return err
+	}
+	for _, s := range stale {
+		fmt.Fprintln(g.stdout, s)
+	}
+	return nil
 }
 
 // groupThousands writes n as KB articles write file sizes: 99,040.

@@ -51,5 +51,5 @@ failure, "error".`,
 
 func runRollback(ctx context.Context, g *globalOptions, o *rollbackOptions) error {
 	res, err := newStore(g, o.timeout).Rollback(ctx, o.target)
-	return reportChange(g, store.ActionRollback, res, err)
+	return reportChange(ctx, g, store.ActionRollback, res, err)
 }

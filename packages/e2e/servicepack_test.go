@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -107,5 +109,66 @@ func TestServicePackGoesBackAsAWhole(t *testing.T) {
 			t.Errorf("round %d: after SP3 again relayd is %s", round, v)
 		}
 		checkConsistent(t, root)
+	}
+}
+
+// TestRestartPendingWhileRelaydRunsTheOldBuild applies SP3, which replaces bin/relayd, while
+// the SP2 relayd runs: apply and list must say that relayd still runs the old build and a
+// restart is pending, in text and JSON; rolling SP3 back, live, puts the running build and the
+// installed one in step again.
+func TestRestartPendingWhileRelaydRunsTheOldBuild(t *testing.T) {
+	sp3 := packSP3(t)
+	root, _, r := liveSP2(t)
+	r.waitTracking(t, "6.5.7638.1")
+	const pending = "relayd runs 6.5.7638.1 but bin/relayd 6.5.7700.1 is installed: restart pending"
+
+	out := mustHotfix(t, root, "apply", sp3)
+	if !strings.Contains(out, pending) || !strings.Contains(out, "relayd still runs the previous build until it restarts") {
+		t.Errorf("apply SP3 under a running relayd said:\n%s", out)
+	}
+	if out := mustHotfix(t, root, "list"); !strings.Contains(out, pending) {
+		t.Errorf("list does not show the pending restart:\n%s", out)
+	}
+	var rows []struct {
+		Path, Version, Running string
+		RestartPending         bool `json:"restart_pending"`
+	}
+	if err := json.Unmarshal([]byte(mustHotfix(t, root, "list", "--json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		want := row.Path == "bin/relayd"
+		if row.RestartPending != want || (want && row.Running != "6.5.7638.1") {
+			t.Errorf("list --json row %+v: restart_pending %v, want %v", row, row.RestartPending, want)
+		}
+	}
+
+	type report struct {
+		Changed        bool
+		State          string
+		RestartPending []installdb.Stale `json:"restart_pending"`
+	}
+	var rep report
+	if err := json.Unmarshal([]byte(mustHotfix(t, root, "rollback", "SP3", "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Changed || len(rep.RestartPending) != 0 {
+		t.Errorf("rollback SP3 under the SP2 relayd: %+v", rep)
+	}
+	if out := mustHotfix(t, root, "list"); strings.Contains(out, "restart pending") {
+		t.Errorf("list after rollback SP3:\n%s", out)
+	}
+	rep = report{}
+	if err := json.Unmarshal([]byte(mustHotfix(t, root, "apply", sp3, "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := []installdb.Stale{{Name: "relayd", Path: "bin/relayd", Running: "6.5.7638.1", Installed: "6.5.7700.1"}}
+	if !rep.Changed || !reflect.DeepEqual(rep.RestartPending, want) {
+		t.Errorf("apply SP3 --json: %+v, want restart_pending %+v", rep, want)
+	}
+	// The tracking component, restarted by the hotfix, is not pending.
+	mustHotfix(t, root, "apply", e.kb)
+	if out := mustHotfix(t, root, "list"); strings.Count(out, "restart pending") != 1 {
+		t.Errorf("list after KB910618:\n%s", out)
 	}
 }
