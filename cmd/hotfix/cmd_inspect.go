@@ -34,7 +34,7 @@ inspect needs no key. It says whether the manifest's signature verifies with the
 (--pubkey, else ROOT/hotfix/trusted/*.pub) when there are any; it does not check the payload
 (hotfix verify does).`,
 		Example: `  hotfix inspect dist/KB910618.hfx
-  hotfix inspect dist/KB910618.hfx --pubkey dist/relayfix.pub --json`,
+  hotfix inspect dist/KB910618.hfx --pubkey dist/demo.pub --json`,
 		Args: exactArgs(1, "PKG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.pkg = args[0]

@@ -68,7 +68,10 @@ func runList(ctx context.Context, g *globalOptions, o *listOptions, loc *time.Lo
 	if err != nil {
 		return err
 	}
-	stale := restartPending(ctx, g.Root())
+	stale, perr := restartPending(ctx, g.Root())
+	if perr != nil {
+		fmt.Fprintf(g.stderr, "hotfix: warning: %v\n", perr)
+	}
 	if g.json {
 		rows := []listRow{}
 		for _, f := range db.Files {

@@ -49,7 +49,7 @@ and pack the signed manifest with --signature:
   hotfix pack --manifest M.json --signature M.json.minisig --file bin/msgtrack=build/msgtrack -o P.hfx
 
 An encrypted secret key is decrypted with the password in $` + envKeyPassword + `.`,
-		Example: `  hotfix pack --manifest kb910618.json --key dist/relayfix.key \
+		Example: `  hotfix pack --manifest kb910618.json --key dist/demo.key \
       --file bin/msgtrack=bin/kb910618/msgtrack --date 2006-02-14T03:36:00Z -o dist/KB910618.hfx`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {

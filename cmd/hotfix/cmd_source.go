@@ -50,11 +50,13 @@ func newCmdSourceAdd(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.trust, "trust", "", "the repository's root metadata (root.json), obtained out of band (required)")
-	cmd.MarkFlagRequired("trust")
 	return cmd
 }
 
 func runSourceAdd(g *globalOptions, o *sourceOptions) error {
+	if o.trust == "" {
+		return exitcode.Usagef("source add: --trust FILE is required: the repository's root metadata, obtained out of band")
+	}
 	trust, err := os.ReadFile(o.trust)
 	if err != nil {
 		return fmt.Errorf("trusted root: %w", err)

@@ -36,7 +36,7 @@ public key in ROOT/hotfix/trusted/*.pub.
 
 verify without PKG checks the files installed in the root against the installed-files
 database instead.`,
-		Example: `  hotfix verify dist/KB910618.hfx --pubkey dist/relayfix.pub
+		Example: `  hotfix verify dist/KB910618.hfx --pubkey dist/demo.pub
   hotfix verify dist/KB910618.hfx --root /var/lib/relayfix --json
   hotfix verify --root /var/lib/relayfix`,
 		Args: func(cmd *cobra.Command, args []string) error {

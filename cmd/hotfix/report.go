@@ -49,7 +49,10 @@ func reportChange(ctx context.Context, g *globalOptions, action string, res *sto
 	}
 	var stale []installdb.Stale
 	if res != nil && res.State == store.StateCommitted {
-		stale = restartPending(ctx, g.Root())
+		var perr error
+		if stale, perr = restartPending(ctx, g.Root()); perr != nil {
+			fmt.Fprintf(g.stderr, "hotfix: warning: %v\n", perr)
+		}
 	}
 	if g.json {
 		rep := changeReport{Result: res, Changed: res != nil && res.State == store.StateCommitted, RestartPending: stale}

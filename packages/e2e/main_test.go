@@ -30,6 +30,7 @@ type env struct {
 	dir     string
 	hotfix  string // the hotfix binary
 	relayd  string
+	track   string // the fixed msgtrack build
 	pub     string // demo public key file
 	sp2     string // SP2.hfx
 	kb      string // KB910618.hfx
@@ -78,7 +79,7 @@ func setup(dir string) error {
 	if err != nil {
 		return err
 	}
-	e.hotfix, e.relayd = bins.Hotfix, bins.Relayd
+	e.hotfix, e.relayd, e.track = bins.Hotfix, bins.Relayd, bins.TrackFixed
 	track1, track2, bad := bins.TrackPrefix, bins.TrackFixed, bins.TrackBroken
 
 	pub, priv, err := minisign.GenerateKey(rand.Reader)
