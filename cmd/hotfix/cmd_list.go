@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/humantime"
 	"relayfix/internal/tableprint"
 	"relayfix/packages/installdb"
 )
@@ -23,7 +24,8 @@ func newCmdList(g *globalOptions) *cobra.Command {
 		Short: "List the installed files in the KB article's columns",
 		Long: `list shows every installed file as a KB article's file table does — file name, file
 version, file size, date, time, platform — plus the package that installed it. Dates are
-recorded in UTC and shown in local time (the header names the zone) unless --utc.
+recorded in UTC and shown in local time unless --utc; each time names its zone, with the
+offset that zone had on that date (08:00 EDT for 17-Oct-2005 12:00 UTC in New York).
 With --json it prints an array of objects with the keys name, path, version, size, date
 (RFC 3339, UTC), platform, sha256 and package.
 
@@ -86,14 +88,10 @@ func runList(ctx context.Context, g *globalOptions, o *listOptions, loc *time.Lo
 		}
 		return writeJSON(g.stdout, rows)
 	}
-	if o.utc {
-		loc = time.UTC
-	}
-	zone, _ := time.Now().In(loc).Zone()
-	t := tableprint.New(g.stdout, "File name", "File version", "File size", "Date ("+zone+")", "Time ("+zone+")", "Platform", "Package")
+	loc = humantime.In(o.utc, loc)
+	t := tableprint.New(g.stdout, "File name", "File version", "File size", "Date", "Time", "Platform", "Package")
 	for _, f := range db.Files {
-		d := f.Date.In(loc)
-		t.Append(f.Name, f.Version.String(), groupThousands(f.Size), d.Format("02-Jan-2006"), d.Format("15:04"), f.Platform, f.Package)
+		t.Append(f.Name, f.Version.String(), groupThousands(f.Size), humantime.Date(f.Date, loc), humantime.Clock(f.Date, loc), f.Platform, f.Package)
 	}
 	if len(db.Files) == 0 {
 		fmt.Fprintf(g.stderr, "hotfix: nothing is installed in %s\n", g.Root())

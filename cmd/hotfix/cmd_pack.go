@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"relayfix/internal/exitcode"
+	"relayfix/internal/humantime"
 	"relayfix/internal/progress"
 	"relayfix/internal/safefile"
 	"relayfix/internal/tableprint"
@@ -181,11 +182,10 @@ func fileTableColumns() []string {
 }
 
 // printFileTable prints the file rows in the KB's columns, in UTC: sizes grouped by thousands
-// (99,040), dates like 14-Feb-2006 and times like 03:36.
+// (99,040), dates like 14-Feb-2006 and times like 03:36 UTC.
 func printFileTable(w io.Writer, t *tableprint.Table, files []manifest.File) error {
 	for _, f := range files {
-		d := f.Date.UTC()
-		t.Append(f.Name, f.Version.String(), groupThousands(f.Size), d.Format("02-Jan-2006"), d.Format("15:04"), f.Platform)
+		t.Append(f.Name, f.Version.String(), groupThousands(f.Size), humantime.Date(f.Date, time.UTC), humantime.Clock(f.Date, time.UTC), f.Platform)
 	}
 	return t.Render()
 }

@@ -52,18 +52,9 @@ func TestApplyListRollbackWithoutRelay(t *testing.T) {
 	checkConsistent(t, root)
 
 	out = mustHotfix(t, root, "list", "--utc")
-	if !strings.Contains(out, "File name\tFile version\tFile size\tDate (UTC)\tTime (UTC)\tPlatform\tPackage") ||
-		!strings.Contains(out, "msgtrack\t6.5.7651.45\t") || !strings.Contains(out, "\t14-Feb-2006\t03:36\t") {
+	if !strings.Contains(out, "File name\tFile version\tFile size\tDate\tTime\tPlatform\tPackage") ||
+		!strings.Contains(out, "msgtrack\t6.5.7651.45\t") || !strings.Contains(out, "\t14-Feb-2006\t03:36 UTC\t") {
 		t.Errorf("list --utc:\n%s", out)
-	}
-	berlin, err := time.LoadLocation("Europe/Berlin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	zone, _ := time.Now().In(berlin).Zone() // the header names the zone in force now
-	r = hotfix(t, root, []string{"TZ=Europe/Berlin"}, "list")
-	if r.code != 0 || !strings.Contains(r.stdout, "Date ("+zone+")\tTime ("+zone+")") || !strings.Contains(r.stdout, "\t14-Feb-2006\t04:36\t") {
-		t.Errorf("list in CET:\n%s%s", r.stdout, r.stderr)
 	}
 
 	r = hotfix(t, root, nil, "apply", e.kb)
