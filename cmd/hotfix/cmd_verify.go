@@ -35,7 +35,8 @@ The signature must verify with a trusted key: the --pubkey files, or else every 
 public key in ROOT/hotfix/trusted/*.pub.
 
 verify without PKG checks the files installed in the root against the installed-files
-database instead.`,
+database instead. With --json it prints one object: "root", "ok", "files" (each file's
+checks) and, when a file drifted, "error".`,
 		Example: `  hotfix verify dist/KB910618.hfx --pubkey dist/demo.pub
   hotfix verify dist/KB910618.hfx --root /var/lib/relayfix --json
   hotfix verify --root /var/lib/relayfix`,

@@ -137,9 +137,16 @@ func TestVerifyRootNamesDrift(t *testing.T) {
 	if !strings.Contains(r.stderr, "2 of 2 installed files drifted") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
-	var checks []store.FileCheck
+	var rep struct {
+		OK    bool
+		Files []store.FileCheck
+		Error string
+	}
 	r = hotfix(t, root, nil, "verify", "--json")
-	if err := json.Unmarshal([]byte(r.stdout), &checks); err != nil || r.code != 1 || len(checks) != 2 || checks[0].OK || len(checks[1].Drift) < 2 {
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 1 || rep.OK || rep.Error == "" {
+		t.Errorf("verify --root --json: exit %d %v\n%s", r.code, err, r.stdout)
+	}
+	if checks := rep.Files; len(checks) != 2 || checks[0].OK || len(checks[1].Drift) < 2 {
 		t.Errorf("verify --root --json: exit %d %v\n%s", r.code, err, r.stdout)
 	}
 }
