@@ -70,13 +70,16 @@ exactly as a file is.`,
 		Args: exactArgs(1, "PKG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.pkg = args[0]
+			if err := checkHealthTimeout(o.timeout); err != nil {
+				return err
+			}
 			return runApply(cmd.Context(), g, o)
 		},
 	}
 	f := cmd.Flags()
 	pubkeyFlag(f, &o.pubkey)
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
-	f.DurationVar(&o.timeout, "health-timeout", 15*time.Second, "how long a restarted service has to report the new build healthy")
+	f.DurationVar(&o.timeout, "health-timeout", 15*time.Second, "how long a restarted service has to report the new build healthy (1s to 1h)")
 	return cmd
 }
 

@@ -42,10 +42,13 @@ failure, "error".`,
 		Args: exactArgs(1, "COMPONENT|HOTFIX-ID|SERVICE-PACK-ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.target = args[0]
+			if err := checkHealthTimeout(o.timeout); err != nil {
+				return err
+			}
 			return runRollback(cmd.Context(), g, o)
 		},
 	}
-	cmd.Flags().DurationVar(&o.timeout, "health-timeout", 15*time.Second, "how long a restarted service has to report the restored build healthy")
+	cmd.Flags().DurationVar(&o.timeout, "health-timeout", 15*time.Second, "how long a restarted service has to report the restored build healthy (1s to 1h)")
 	return cmd
 }
 

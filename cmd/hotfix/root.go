@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -131,6 +132,22 @@ func exactArgs(n int, what ...string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// Bounds of --health-timeout. Below a second no restarted build can report itself healthy, so
+// the transaction could only fail, and the undo, which restarts the old build, would fail for
+// the same reason; above an hour something else is wrong.
+const (
+	minHealthTimeout = time.Second
+	maxHealthTimeout = time.Hour
+)
+
+// checkHealthTimeout refuses a --health-timeout outside its bounds rather than replacing it.
+func checkHealthTimeout(d time.Duration) error {
+	if d < minHealthTimeout || d > maxHealthTimeout {
+		return exitcode.Usagef("--health-timeout %s: must be from %s to %s", d, minHealthTimeout, maxHealthTimeout)
+	}
+	return nil
 }
 
 // pubkeyFlag adds --pubkey, which names the keys a package's signature must verify with instead
