@@ -173,7 +173,7 @@ type listed struct {
 	Size                                                 int64
 }
 
-// versionOf runs `hotfix list --json` (which recovers first) and returns msgtrack's version, the
+// versionOf runs `hotfix list --json` (which only reads) and returns msgtrack's version, the
 // way the acceptance check finds it: in the object one of whose values contains "msgtrack".
 func versionOf(t testing.TB, root layout.Root, name string) string {
 	t.Helper()

@@ -55,8 +55,8 @@ func (e *InterruptedError) Error() string {
 }
 
 // Pending returns an InterruptedError when the root's journal holds an unfinished transaction,
-// and nil otherwise. Unlike RecoverIfNeeded it writes nothing, not even the lock file: it only
-// asks the kernel whether some process holds the lock.
+// and nil otherwise. It writes nothing, not even the lock file: it only asks the kernel whether
+// some process holds the lock.
 func Pending(root layout.Root) error {
 	j, err := LoadJournal(root)
 	if err != nil {
