@@ -137,7 +137,7 @@ func TestControlSocketOfAnotherUser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", bin, "list", "--root", string(root))
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "it belongs to root; run this as root or as root") && !strings.Contains(string(out), "belongs to root") {
+	if err != nil || !strings.Contains(string(out), "permission denied: it belongs to root; run this as root") {
 		t.Errorf("hotfix list as nobody: %v\n%s", err, out)
 	}
 	if strings.Contains(string(out), "not running") {

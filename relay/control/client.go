@@ -56,7 +56,11 @@ func (c Client) Do(ctx context.Context, req Request) (*Response, error) {
 		// The relay runs, but as someone else: saying it is not running would send the
 		// operator looking in the wrong place.
 		owner := socketOwner(c.Path)
-		return nil, fmt.Errorf("control socket %s: %w: it belongs to %s; run this as %s or as root", c.Path, ErrPermission, owner, owner)
+		as := owner
+		if owner != "root" {
+			as += " or as root"
+		}
+		return nil, fmt.Errorf("control socket %s: %w: it belongs to %s; run this as %s", c.Path, ErrPermission, owner, as)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w (%v)", c.Path, ErrNotRunning, err)
