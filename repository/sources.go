@@ -31,7 +31,7 @@ type Source struct {
 // Sources are the repositories of one install root, listed in ROOT/hotfix/sources/sources.json.
 type Sources struct{ Root layout.Root }
 
-func (s Sources) dir() string  { return s.Root.Join("hotfix/sources") }
+func (s Sources) dir() string  { return s.Root.Sources() }
 func (s Sources) list() string { return filepath.Join(s.dir(), "sources.json") }
 
 // MetadataDir is where the source's trusted TUF metadata is kept.
