@@ -382,36 +382,25 @@ func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fu
 	return ch, 0
 }
 
-func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	if e := n.lock(); e != 0 {
-		return e
-	}
-	defer n.unlock()
-	c, ok := n.kids[name]
-	if !ok {
-		return syscall.ENOENT
-	}
-	if c.isDir() {
-		return syscall.EISDIR
-	}
-	delete(n.kids, name)
-	n.mtime = time.Now()
-	return 0
-}
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return n.remove(name, false) }
 
-func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno { return n.remove(name, true) }
+
+// remove takes name out of the volatile entries; the durable ones keep it until n is fsynced.
+func (n *node) remove(name string, dir bool) syscall.Errno {
 	if e := n.lock(); e != 0 {
 		return e
 	}
 	defer n.unlock()
 	c, ok := n.kids[name]
-	if !ok {
+	switch {
+	case !ok:
 		return syscall.ENOENT
-	}
-	if !c.isDir() {
+	case dir && !c.isDir():
 		return syscall.ENOTDIR
-	}
-	if len(c.kids) > 0 {
+	case !dir && c.isDir():
+		return syscall.EISDIR
+	case dir && len(c.kids) > 0:
 		return syscall.ENOTEMPTY
 	}
 	delete(n.kids, name)
