@@ -27,6 +27,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -568,6 +569,19 @@ func (n *node) writeBacking(p string, from int64) error {
 		return err
 	}
 	return os.Chtimes(p, n.durMtime, n.durMtime)
+}
+
+// Require skips t on a machine that cannot mount a lazyfs, saying how to run it, and fails it
+// when the environment variable CI is set: CI installs fuse3 and runs as root, so there the
+// power-cut tests are required.
+func Require(t testing.TB) {
+	t.Helper()
+	if err := Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("power-cut tests need FUSE and root (apt-get install fuse3; run as root): %v", err)
+		}
+		t.Skipf("power-cut tests skipped: %v (they need /dev/fuse and root; CI requires them)", err)
+	}
 }
 
 // Available reports why this machine cannot mount a lazyfs, or nil if it can: it needs

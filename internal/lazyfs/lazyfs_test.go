@@ -8,23 +8,11 @@ import (
 	"testing"
 )
 
-// requireFUSE skips a test on a machine that cannot mount FUSE, and fails it under CI, which
-// must run it.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	if err := Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("power-cut tests need FUSE and root (apt-get install fuse3; run as root): %v", err)
-		}
-		t.Skipf("power-cut tests skipped: %v (they need /dev/fuse and root; CI requires them)", err)
-	}
-}
-
 // mounted mounts a lazyfs over a fresh backing directory holding the files in seed, written
 // and synced before the mount, and returns the mount point and the backing directory.
 func mounted(t *testing.T, seed map[string]string) (*Mounted, string, string) {
 	t.Helper()
-	requireFUSE(t)
+	Require(t)
 	dir := t.TempDir()
 	back, mnt := filepath.Join(dir, "back"), filepath.Join(dir, "mnt")
 	for _, d := range []string{back, mnt} {
