@@ -88,6 +88,8 @@ func hotfixCuts(t *testing.T, n int) tally {
 		t.Fatalf("apply SP2: exit %d\n%s", code, out)
 	}
 	var s tally
+	outcomes := map[string]int{} // what recovery did, over all cuts
+	defer func() { t.Logf("hotfix recover after the cuts: %v", outcomes) }()
 	next := 0
 	for _, c := range cutPoints(t, n, 100*time.Millisecond, 6*time.Second) {
 		installed := kbInstalled(t, r.root)
@@ -101,7 +103,7 @@ func hotfixCuts(t *testing.T, n int) tally {
 		acked := l.stop(t)
 		next += 100000
 		s.add(boot(t, r, sink, c, acked, false, func() *relaytest.Relayd {
-			checkInstall(t, r.root, c)
+			outcomes[checkInstall(t, r.root, c)]++
 			rd := relaytest.StartRelayd(t, r.root.Bin("relayd"), r.root, sink.Addr(), relayArgs...)
 			runsListedBuild(t, r.root, rd, c)
 			return rd
@@ -119,7 +121,7 @@ func hotfixCuts(t *testing.T, n int) tally {
 // checkInstall runs `hotfix recover` and checks the root it leaves: every installed file equal
 // to its database row byte for byte, no transaction open, the product file naming the packages
 // the database holds, and a history entry for every installed package and for what recovery did.
-func checkInstall(t *testing.T, root layout.Root, c cutPoint) {
+func checkInstall(t *testing.T, root layout.Root, c cutPoint) string {
 	t.Helper()
 	code, out := hotfixRun(context.Background(), root, "recover", "--json")
 	if code != 0 {
@@ -178,6 +180,7 @@ func checkInstall(t *testing.T, root layout.Root, c cutPoint) {
 			t.Errorf("%v: recovery undid %s and the history does not say so", c, rep.TxID)
 		}
 	}
+	return rep.Outcome
 }
 
 // runsListedBuild waits until relayd's tracking component runs the build the database lists.
