@@ -71,7 +71,10 @@ type Mounted struct {
 }
 
 // Mount loads backing into memory and mounts a view of it on mountpoint. Root is needed (the
-// mount is made directly, without fusermount).
+// mount is made directly, without fusermount). The calling process serves the mount, so it must
+// not exec a file on it directly: Go execs through vfork, and a garbage collection that begins
+// while the child waits for the mount waits for the forking thread, so neither goes on. Exec
+// such a file through a program outside the mount (a shell) instead.
 func Mount(backing, mountpoint string) (*Mounted, error) {
 	f := &FS{backing: backing}
 	root, err := f.load(backing)
