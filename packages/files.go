@@ -54,7 +54,7 @@ func copyDurable(src, dst string, mode fs.FileMode, mtime time.Time) (string, er
 	}
 	defer in.Close()
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := safefile.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("copy to %s: %w", dst, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
@@ -118,7 +118,7 @@ func swapBinary(src, target, oldSave, wantSHA string, mode fs.FileMode, mtime ti
 	if err != nil {
 		return fmt.Errorf("swap %s: read new build: %w", target, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(oldSave), 0o755); err != nil {
+	if err := safefile.MkdirAll(filepath.Dir(oldSave), 0o755); err != nil {
 		return fmt.Errorf("swap %s: %w", target, err)
 	}
 	opts := selfupdate.Options{TargetPath: target, TargetMode: mode, Checksum: sum, OldSavePath: oldSave}

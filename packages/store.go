@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/internal/safefile"
 	"relayfix/manifest"
 )
 
@@ -113,7 +114,7 @@ func (s *Store) rel(p string) string {
 func (s *Store) makeFolders() error {
 	for _, d := range []string{s.Root.Join("bin"), s.Root.Spool(), s.Root.TrackingLog(), s.Root.Run(),
 		s.Root.Hotfix(), s.Root.Backups(), s.Root.Staging(), s.Root.Trusted()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := safefile.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create root folders: %w", err)
 		}
 	}

@@ -227,3 +227,38 @@ func TestPowerCutLiveHotfix(t *testing.T) {
 	s := hotfixCuts(t, cutShare())
 	s.log(t, "live hotfix apply and rollback")
 }
+
+// TestPowerCutAfterSwap is the cut that found the unsynced backup folders: hotfix apply is
+// killed right after it swapped the fixed build in (RELAYFIX_CRASH_AT=swapped), the power goes,
+// and recovery must put the service pack build back from its backup. The backup had been synced
+// into hotfix/backup/TX/bin, but the names of those new folders had not, so the cut took the
+// backup and recovery failed.
+func TestPowerCutAfterSwap(t *testing.T) {
+	lazyfs.Require(t)
+	r := newRig(t)
+	r.boot(t)
+	if code, out := hotfixRun(context.Background(), r.root, "apply", e.sp2, "--pubkey", e.pub); code != 0 {
+		t.Fatalf("apply SP2: exit %d\n%s", code, out)
+	}
+	for _, step := range []string{"backed-up", "swapped"} {
+		t.Run(step, func(t *testing.T) {
+			r.powerOn(t)
+			cmd := exec.Command(e.bins.Hotfix, "apply", e.kb, "--root", string(r.root))
+			cmd.Env = append(os.Environ(), "RELAYFIX_CRASH_AT="+step)
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != -1 {
+				t.Fatalf("hotfix apply with RELAYFIX_CRASH_AT=%s was not killed: %v\n%s", step, err, out)
+			}
+			r.cut(t)
+			r.boot(t)
+			c := cutPoint{n: 1}
+			checkReadable(t, r.back, c)
+			if outcome := checkInstall(t, r.root, c); outcome != packages.RecoveredUndone {
+				t.Errorf("recovery after a cut at %s: %s, want %s", step, outcome, packages.RecoveredUndone)
+			}
+			if kbInstalled(t, r.root) {
+				t.Errorf("KB910618 is installed after recovery undid its apply")
+			}
+		})
+	}
+}
