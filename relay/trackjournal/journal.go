@@ -70,7 +70,7 @@ func segmentName(first uint64) string { return fmt.Sprintf("%020d.jnl", first) }
 // Open opens (creating if needed) the journal in dir. The torn tail of a crashed append is
 // cut off; everything before it is kept.
 func Open(dir string) (*Journal, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := safefile.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
 	names, err := filepath.Glob(filepath.Join(dir, "*.jnl"))
