@@ -33,6 +33,7 @@ import (
 	"relayfix/internal/stamp"
 	"relayfix/relay/control"
 	"relayfix/relay/courier"
+	"relayfix/relay/metrics"
 	"relayfix/relay/queue"
 	"relayfix/relay/smtpd"
 	"relayfix/relay/spool"
@@ -92,9 +93,14 @@ type Config struct {
 	Components []control.Component
 	Logger     *slog.Logger
 
+	// MetricsListen is the address of the read-only HTTP listener that serves /metrics, the
+	// status page (/) and /healthz; empty: none. A bare port binds loopback.
+	MetricsListen string
 	// Listener and ControlListener, when set, are served instead of listening on Listen and
 	// on the control socket: a live upgrade hands them from the old process to the new.
 	Listener, ControlListener net.Listener
+	// MetricsListener, when set, is served for MetricsListen, handed over likewise.
+	MetricsListener net.Listener
 	// Successor opens the spool beside the relayd a live upgrade replaces: this relay takes
 	// mail at once, and the old one's queue once it has let go of the spool (spool.Adopt).
 	Successor bool
@@ -122,6 +128,9 @@ type Relay struct {
 	retiring   atomic.Bool // the shutdown hands over to a new process (Retire)
 	stopOnce   sync.Once
 	ran        bool
+
+	metrics  *metrics.Metrics // nil without MetricsListen
+	stopping atomic.Bool      // Run is draining
 }
 
 // New opens the relay's spool and rebuilds its queue.
@@ -200,6 +209,7 @@ func New(cfg Config) (*Relay, error) {
 		components: append([]control.Component(nil), cfg.Components...),
 		shutdown:   make(chan struct{}),
 	}
+	r.newMetrics()
 	r.smtp = smtpd.New(smtpd.Config{
 		Hostname:           cfg.Hostname,
 		Allow:              cfg.Allow,
@@ -212,6 +222,8 @@ func New(cfg Config) (*Relay, error) {
 		TLS:                tlsConf,
 		Queue:              q,
 		Logger:             cfg.Logger,
+
+		ObserveTransaction: r.observeTransaction(),
 	})
 	return r, nil
 }
@@ -238,6 +250,9 @@ func (r *Relay) SetRecorder(rec track.Recorder) { r.queue.SetRecorder(rec) }
 
 // AddComponent adds a supervised component to the control socket.
 func (r *Relay) AddComponent(c control.Component) {
+	if r.metrics != nil {
+		c = r.metrics.WrapComponent(c)
+	}
 	r.mu.Lock()
 	r.components = append(r.components, c)
 	r.mu.Unlock()
@@ -277,6 +292,13 @@ func (r *Relay) Run(ctx context.Context) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 	}
+	httpSrv, err := r.listenHTTP()
+	if err != nil {
+		ln.Close()
+		cln.Close()
+		return fmt.Errorf("relay: %w", err)
+	}
+	defer stopHTTP(httpSrv)
 	r.mu.Lock()
 	r.addr = ln.Addr()
 	r.started = time.Now()
@@ -335,6 +357,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	case err := <-smtpErr:
 		runErr = fmt.Errorf("relay: smtp server: %w", err)
 	}
+	r.stopping.Store(true)
 
 	dctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
 	drain := r.smtp.Shutdown
@@ -398,7 +421,12 @@ func (r *Relay) worker(ctx, deliveries context.Context) {
 			k.Close() // idle: do not hold the next hop's connection open
 			continue
 		}
-		r.queue.Done(d, k.Deliver(deliveries, d.Sender, d.Recipients, d.Body))
+		start := time.Now()
+		results := k.Deliver(deliveries, d.Sender, d.Recipients, d.Body)
+		if r.metrics != nil {
+			r.metrics.ObserveDelivery(time.Since(start))
+		}
+		r.queue.Done(d, results)
 	}
 }
 
@@ -424,6 +452,8 @@ func (r *Relay) Status() control.Status {
 		QueueDepth: r.queue.Len(),
 		Counters:   counters,
 		Components: []control.ComponentStatus{},
+		Oldest:     r.queue.Oldest().UTC(),
+		SpoolBytes: spoolBytes(r.cfg.Root.Spool()),
 	}
 	for _, c := range comps {
 		st.Components = append(st.Components, c.Status())

@@ -54,6 +54,17 @@ func startUpgrades(cfg *relay.Config, o *rootOptions, log *slog.Logger) (*liveUp
 		upg.Stop()
 		return nil, err
 	}
+	if cfg.MetricsListen != "" {
+		addr, err := relay.MetricsAddress(cfg.MetricsListen)
+		if err != nil {
+			upg.Stop()
+			return nil, exitcode.Usagef("--metrics-listen: %v", err)
+		}
+		if cfg.MetricsListener, err = upg.Listen(addr); err != nil {
+			upg.Stop()
+			return nil, err
+		}
+	}
 	cfg.Successor = upg.Successor()
 	o.successor = cfg.Successor
 	cfg.Upgrade = l.upgrade

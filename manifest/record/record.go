@@ -38,15 +38,19 @@ func (f File) ComponentName() string {
 	return f.Name
 }
 
-// The services a package's restart list may name.
+// Services a manifest may ask to restart: the components the relay supervises and restarts
+// through its control socket, and the relay itself. A name outside this set would be accepted by
+// nobody: the package would install, the running build would stay the old one, and every check
+// would pass.
 const (
-	// ServiceTracking is the message-tracking plugin, restarted by the relay on its installed
-	// build while mail keeps flowing.
-	ServiceTracking = "tracking"
-	// ServiceRelay is relayd itself: restarting it is a live upgrade, in which the running relay
-	// hands its sockets and spool to its installed build and refuses no connection.
+	ServiceTracking = "tracking" // the message-tracking plugin, bin/msgtrack
+	// ServiceRelay is relayd itself, bin/relayd: restarting it is a live upgrade, in which the
+	// running relay hands its sockets and spool to its installed build and refuses no connection.
 	ServiceRelay = "relay"
 )
 
-// KnownServices returns the services a package's restart list may name.
-func KnownServices() []string { return []string{ServiceTracking, ServiceRelay} }
+// KnownServices returns the services a manifest may name, in order. Adding a service the relay
+// can restart is one line here.
+func KnownServices() []string {
+	return []string{ServiceTracking, ServiceRelay}
+}

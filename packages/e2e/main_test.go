@@ -27,18 +27,19 @@ import (
 
 // env is what TestMain builds once for every test.
 type env struct {
-	dir    string
-	hotfix string // the hotfix binary
-	relayd string
-	pub    string // demo public key file
-	sp2    string // SP2.hfx
-	kb     string // KB910618.hfx
-	kbBad  string // KB999001.hfx: a tracking build that exits at start
-	sp3    string // SP3.hfx: new relayd and tracking builds, applied live
+	dir     string
+	hotfix  string // the hotfix binary
+	relayd  string
+	track   string // the fixed msgtrack build
+	pub     string // demo public key file
+	sp2     string // SP2.hfx
+	kb      string // KB910618.hfx
+	kbBad   string // KB999001.hfx: a tracking build that exits at start
+	sp3     string // SP3.hfx: new relayd and tracking builds, applied live
+	private minisign.PrivateKey
 	// relayExit and relayHang replace bin/relayd with a build that exits at start
 	// (KB999002.hfx) and one that never becomes ready (KB999003.hfx).
 	relayExit, relayHang string
-	private              minisign.PrivateKey
 }
 
 var e env // set once by TestMain, read-only afterwards
@@ -85,7 +86,7 @@ func setup(dir string) error {
 	if err != nil {
 		return err
 	}
-	e.hotfix, e.relayd = bins.Hotfix, bins.Relayd
+	e.hotfix, e.relayd, e.track = bins.Hotfix, bins.Relayd, bins.TrackFixed
 	track1, track2, bad := bins.TrackPrefix, bins.TrackFixed, bins.TrackBroken
 
 	pub, priv, err := minisign.GenerateKey(rand.Reader)
@@ -207,7 +208,7 @@ type listed struct {
 	Size                                                 int64
 }
 
-// versionOf runs `hotfix list --json` (which recovers first) and returns msgtrack's version, the
+// versionOf runs `hotfix list --json` (which only reads) and returns msgtrack's version, the
 // way the acceptance check finds it: in the object one of whose values contains "msgtrack".
 func versionOf(t testing.TB, root layout.Root, name string) string {
 	t.Helper()

@@ -6,12 +6,42 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 )
 
 // ErrNotRunning is returned when no relay listens on the control socket.
 var ErrNotRunning = errors.New("relayd is not running")
+
+// ErrPermission is returned when the control socket exists but this user may not open it.
+var ErrPermission = errors.New("permission denied")
+
+// socketOwner names the user that owns the socket at path (or, when it cannot be read, the
+// folder that holds it).
+func socketOwner(path string) string {
+	for _, p := range []string{path, filepath.Dir(path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			break
+		}
+		uid := strconv.FormatUint(uint64(st.Uid), 10)
+		if u, err := user.LookupId(uid); err == nil {
+			return u.Username
+		}
+		return "uid " + uid
+	}
+	return "another user"
+}
 
 // Client talks to one relay's control socket.
 type Client struct {
@@ -23,6 +53,16 @@ type Client struct {
 func (c Client) Do(ctx context.Context, req Request) (*Response, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.Path)
+	if errors.Is(err, fs.ErrPermission) {
+		// The relay runs, but as someone else: saying it is not running would send the
+		// operator looking in the wrong place.
+		owner := socketOwner(c.Path)
+		as := owner
+		if owner != "root" {
+			as += " or as root"
+		}
+		return nil, fmt.Errorf("control socket %s: %w: it belongs to %s; run this as %s", c.Path, ErrPermission, owner, as)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w (%v)", c.Path, ErrNotRunning, err)
 	}

@@ -55,6 +55,9 @@ type Status struct {
 	QueueDepth int               `json:"queue_depth"`
 	Counters   map[string]uint64 `json:"counters"` // received, delivered, deferred, bounced, refused, ...
 	Components []ComponentStatus `json:"components"`
+
+	Oldest     time.Time `json:"oldest,omitzero"` // when the oldest queued message was received
+	SpoolBytes int64     `json:"spool_bytes"`     // size of the spool's segment files
 }
 
 // Component health values.
@@ -80,6 +83,7 @@ type ComponentStatus struct {
 	Crashes  int       `json:"crashes"`
 	LastExit string    `json:"last_exit,omitempty"`
 	Pending  int       `json:"pending"` // events kept but not yet acknowledged by the plugin
+	Written  uint64    `json:"written"` // events the plugin has written and acknowledged
 	// CrashSignatures are the component's crashes by signature, kept across restarts.
 	CrashSignatures []CrashSignature `json:"crash_signatures,omitempty"`
 }

@@ -182,6 +182,7 @@ func (h *Host) Status() control.ComponentStatus {
 	h.jmu.Lock()
 	if j := h.journal; j != nil {
 		st.Pending = int(j.Last() - j.Acked())
+		st.Written = j.Acked()
 	} else {
 		st.Pending = len(h.waiting)
 	}

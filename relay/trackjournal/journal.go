@@ -80,7 +80,7 @@ var ErrLocked = errors.New("tracking journal is in use by another relayd")
 // Open opens (creating if needed) the journal in dir. The torn tail of a crashed append is
 // cut off; everything before it is kept.
 func Open(dir string) (*Journal, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := safefile.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)

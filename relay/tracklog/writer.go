@@ -68,7 +68,7 @@ func (w *Writer) open(now time.Time) error {
 		w.f.Close()
 		w.f = nil
 	}
-	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+	if err := safefile.MkdirAll(w.dir, 0o755); err != nil {
 		return fmt.Errorf("tracking log directory: %w", err)
 	}
 	path := filepath.Join(w.dir, name)
