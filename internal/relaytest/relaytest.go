@@ -147,13 +147,14 @@ func buildExitAtStart(ctx context.Context, dir, out, version string, hang bool) 
 import (
 	"fmt"
 	"os"
+	"time"
 )
 
 var what, hang string
 
 func main() {
-	if hang != "" {
-		select {}
+	for hang != "" {
+		time.Sleep(time.Hour)
 	}
 	fmt.Fprintln(os.Stderr, "build", what, "cannot start")
 	os.Exit(3)

@@ -166,6 +166,9 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 				if c == nil {
 					var err error
 					c, err = dial(ctx, opts)
+					if err != nil && ctx.Err() != nil {
+						return // the run ended while connecting: not the server's doing
+					}
 					if err != nil {
 						mu.Lock()
 						res.ConnErrors++
