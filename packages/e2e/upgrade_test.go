@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"relayfix/internal/demo"
 	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
@@ -295,6 +297,88 @@ func TestRelaydBuildThatDoesNotTakeOver(t *testing.T) {
 				t.Errorf("%d connections not greeted or broken, %d transactions refused (first: %v)", lr.ConnErrors, lr.Rejected, lr.FirstError)
 			}
 			noneLost(t, sink, lr)
+		})
+	}
+}
+
+// waitPID waits until ROOT/run/relayd.pid names another process than old: the new relayd of an
+// upgrade is ready.
+func waitPID(t testing.TB, root layout.Root, old int) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if pid := servingPID(t, root); pid != old {
+			return pid
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no new relayd took over from %d within 30s", old)
+	return 0
+}
+
+// waitQueued waits until the relay on root holds at least n messages.
+func waitQueued(t testing.TB, root layout.Root, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for status(t, root).QueueDepth < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue did not reach %d messages in 30s", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKillDuringHandover kills the old relayd, or the new one, with SIGKILL the moment the new
+// one has taken over, while the old one still holds a queue the next hop refused for a while.
+// No acknowledged message is lost: the new one adopts what the old one left, and when the new
+// one is the one killed, the next start of the installed relayd finds its messages too.
+func TestKillDuringHandover(t *testing.T) {
+	for _, victim := range []string{"old", "new"} {
+		t.Run(victim, func(t *testing.T) {
+			root := relaytest.ShortRoot(t)
+			mustHotfix(t, root, "apply", e.sp2, "--pubkey", e.pub)
+			mustHotfix(t, root, "apply", e.kb)
+			sink, err := smtpload.NewSink("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sink.Close() })
+			sink.SetReply(func(int) error {
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "not now"}
+			})
+			args := []string{"--allow", "127.0.0.1/32", "--retry-base", "100ms", "--retry-max", "300ms"}
+			r := relaytest.StartRelayd(t, root.Bin("relayd"), root, sink.Addr(), args...)
+			stopServing(t, root)
+
+			l := steadyLoad(r.Addr, 4*time.Second)
+			waitQueued(t, root, 100)
+			r.Signal(syscall.SIGHUP)
+			pid := waitPID(t, root, r.Pid())
+			if victim == "old" {
+				r.Kill9()
+			} else {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			sink.SetReply(nil)
+			res := l.wait(t)
+			if victim == "new" {
+				// The old one drains and exits by itself; then nothing serves until the next start.
+				select {
+				case <-r.Done():
+				case <-time.After(20 * time.Second):
+					t.Fatal("the old relayd did not exit after handing over")
+				}
+				for alive(pid) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				relaytest.StartRelayd(t, root.Bin("relayd"), root, sink.Addr(), args...)
+				stopServing(t, root)
+			}
+			st := status(t, root)
+			if st.PID != servingPID(t, root) || st.Version != "6.5.7638.1" || alive(r.Pid()) {
+				t.Errorf("after the handover: pid %d (pid file %d), version %s, old alive %v", st.PID, servingPID(t, root), st.Version, alive(r.Pid()))
+			}
+			noneLost(t, sink, res)
 		})
 	}
 }
