@@ -14,6 +14,7 @@ import (
 	"aead.dev/minisign"
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/yield"
 	"relayfix/packages/archive"
 	"relayfix/packages/store"
 	"relayfix/relay/control"
@@ -152,6 +153,8 @@ func trustedKeys(g *globalOptions, pubkey string) ([]minisign.PublicKey, error) 
 }
 
 func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
+	// Hashing and staging run on what the relay leaves over; refused, they run as they are.
+	_ = yield.Lower()
 	root := g.Root()
 	keys, err := trustedKeys(g, o.pubkey)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/yield"
 	"relayfix/packages/store"
 )
 
@@ -36,6 +37,8 @@ Every command that changes the root does the same first; recover does it explici
 }
 
 func runRecover(ctx context.Context, g *globalOptions) error {
+	// Hashing and staging run on what the relay leaves over; refused, they run as they are.
+	_ = yield.Lower()
 	rep, err := newStore(g, 0).Recover(ctx)
 	if g.json && rep != nil {
 		writeJSON(g.stdout, rep)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"relayfix/internal/yield"
 	"relayfix/packages/store"
 )
 
@@ -53,6 +54,8 @@ failure, "error".`,
 }
 
 func runRollback(ctx context.Context, g *globalOptions, o *rollbackOptions) error {
+	// Hashing and staging run on what the relay leaves over; refused, they run as they are.
+	_ = yield.Lower()
 	res, err := newStore(g, o.timeout).Rollback(ctx, o.target)
 	return reportChange(ctx, g, store.ActionRollback, res, err)
 }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package yield
+
+func setThread(int) error { return nil }
