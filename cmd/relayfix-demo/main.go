@@ -40,16 +40,18 @@ summary
   tracking      records written %d, lost %d
   plugin        crashes before the hotfix %d, after it %d
   live apply    %v (rollback %v, second apply %v)
+  SP3 live      relayd %s pid %d -> %s pid %d in %v; %d sessions, %d refused
   whole run     %v
 `, sum.Sent, sum.Acked, sum.Delivered, sum.Lost, sum.Duplicates, sum.RecordsWritten, sum.RecordsLost,
 		sum.CrashesBefore, sum.CrashesAfter, sum.ApplyTime.Round(1e6), sum.RollbackTime.Round(1e6),
-		sum.ReapplyTime.Round(1e6), sum.Elapsed.Round(1e6))
+		sum.ReapplyTime.Round(1e6), sum.SP3Versions[0], sum.SP3PIDs[0], sum.SP3Versions[1], sum.SP3PIDs[1],
+		sum.SP3Time.Round(1e6), sum.SP3Sessions, sum.SP3Refused, sum.Elapsed.Round(1e6))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "relayfix-demo:", err)
 		os.Exit(1)
 	}
 	if sum.Failed() {
-		fmt.Fprintln(os.Stderr, "relayfix-demo: something was lost or duplicated")
+		fmt.Fprintln(os.Stderr, "relayfix-demo: something was lost, duplicated or refused, or relayd did not hand over")
 		os.Exit(1)
 	}
 }

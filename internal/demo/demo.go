@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -59,10 +60,21 @@ type Summary struct {
 	// Builds is the tracking build relayd ran at each stage: under SP2, after the apply, after
 	// the rollback, after the second apply.
 	Builds []string
+	// Service pack 3 replaces relayd itself, applied live under load of its own: relayd's PID
+	// and version before and after, how long the apply took, and the sessions of that load that
+	// were not greeted or whose transaction was refused.
+	SP3PIDs     [2]int
+	SP3Versions [2]string
+	SP3Time     time.Duration
+	SP3Sessions int
+	SP3Refused  int
 }
 
-// Failed reports whether the run lost anything.
-func (s Summary) Failed() bool { return s.Lost > 0 || s.RecordsLost > 0 || s.Duplicates > 0 }
+// Failed reports whether the run lost anything, or the live upgrade of relayd refused a session
+// or kept the same process.
+func (s Summary) Failed() bool {
+	return s.Lost > 0 || s.RecordsLost > 0 || s.Duplicates > 0 || s.SP3Refused > 0 || s.SP3PIDs[0] == s.SP3PIDs[1]
+}
 
 type run struct {
 	opts    Options
@@ -274,6 +286,9 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 	r.say("applied KB910618 again in %v: tracking %s", sum.ReapplyTime.Round(time.Millisecond), st.Version)
 
 	out := <-loadDone
+	if out.err == nil {
+		out.err = r.servicePack3(ctx, sum, dist, pub, out.res)
+	}
 	progressStop()
 	if out.err != nil {
 		return fmt.Errorf("load: %w", out.err)
@@ -311,6 +326,53 @@ func (r *run) story(ctx context.Context, sum *Summary) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// servicePack3 applies SP3, which replaces relayd itself, live under a load of its own whose
+// clients reconnect every 20 messages, and adds that load's acknowledgements to res.
+func (r *run) servicePack3(ctx context.Context, sum *Summary, dist, pub string, res *smtpload.LoadResult) error {
+	st, err := r.ctl.Status(ctx)
+	if err != nil {
+		return err
+	}
+	sum.SP3PIDs[0], sum.SP3Versions[0] = st.PID, st.Version
+	type outcome struct {
+		res *smtpload.LoadResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := smtpload.Load(ctx, smtpload.LoadOptions{
+			Addr: st.Listen, N: 100000, Concurrency: r.opts.Concurrency, Rate: max(r.opts.Rate, 0),
+			Duration: 3 * r.opts.Phase, PerConn: 20, FirstSeq: 1_000_000,
+		})
+		done <- outcome{res, err}
+	}()
+	r.sleep(ctx, r.opts.Phase) // the new load runs on the old relayd first
+	r.mark("apply SP3")
+	t0 := time.Now()
+	if _, err := r.hotfixCmd(ctx, "apply", filepath.Join(dist, "SP3.hfx"), "--pubkey", pub); err != nil {
+		return err
+	}
+	sum.SP3Time = time.Since(t0)
+	r.mark("applied SP3")
+	if st, err = r.ctl.Status(ctx); err != nil {
+		return err
+	}
+	sum.SP3PIDs[1], sum.SP3Versions[1] = st.PID, st.Version
+	r.say("applied SP3 live in %v: relayd %s (pid %d) handed over to %s (pid %d)", sum.SP3Time.Round(time.Millisecond),
+		sum.SP3Versions[0], sum.SP3PIDs[0], sum.SP3Versions[1], sum.SP3PIDs[1])
+	o := <-done
+	if o.err != nil {
+		return fmt.Errorf("load: %w", o.err)
+	}
+	sum.SP3Sessions, sum.SP3Refused = o.res.Sessions, o.res.ConnErrors+o.res.Rejected
+	r.say("SP3 load: %d sessions, %d messages acknowledged, %d sessions or transactions refused",
+		o.res.Sessions, o.res.Acked, sum.SP3Refused)
+	res.Sent += o.res.Sent
+	res.Acked += o.res.Acked
+	maps.Copy(res.Acks, o.res.Acks)
 	return nil
 }
 
@@ -392,12 +454,30 @@ func (r *run) stopRelay() {
 	}
 	cmd := r.relayd
 	r.relayd = nil
-	cmd.Process.Signal(syscall.SIGTERM)
+	// After a live upgrade the relayd that serves is the started one's child, in its process
+	// group: the group is told to stop, and is waited for until the control socket is gone.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	deadline := time.After(10 * time.Second)
 	select {
 	case <-r.done:
-	case <-time.After(10 * time.Second):
+	case <-deadline:
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-r.done
+		return
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := r.ctl.Status(ctx)
+		cancel()
+		if err != nil {
+			return
+		}
+		select {
+		case <-deadline:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
