@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ func addUpgradeFlags(cmd *cobra.Command, o *rootOptions) {
 // process says it is ready only once healthy, SIGHUP and `ctl upgrade` start an upgrade, and the
 // old process drains once the new one took over.
 type liveUpgrades struct {
+	relay  *relay.Relay // set by handOver
 	upg    *upgrade.Upgrader
 	log    *slog.Logger
 	health time.Duration // default bound of a new process's wait for its health
@@ -77,7 +79,13 @@ func (l *liveUpgrades) Stop() { l.upg.Stop() }
 // upgrade runs one live upgrade and logs its outcome.
 func (l *liveUpgrades) upgrade(ctx context.Context, version string, health time.Duration) error {
 	l.log.Info("live upgrade: starting the installed relayd", "version", stamp.Version(), "expect", version)
-	if err := l.upg.Upgrade(ctx, version, health); err != nil {
+	var healthy []string
+	for _, c := range l.relay.Status().Components {
+		if c.Health == control.HealthHealthy {
+			healthy = append(healthy, c.Name)
+		}
+	}
+	if err := l.upg.Upgrade(ctx, version, health, healthy); err != nil {
 		l.log.Error("live upgrade failed; this relayd serves on", "err", err)
 		return err
 	}
@@ -88,9 +96,10 @@ func (l *liveUpgrades) upgrade(ctx context.Context, version string, health time.
 // handOver sets the relay's Ready hook and starts the goroutines that follow SIGHUP and the
 // upgrader's exit signal; the returned function stops them.
 func (l *liveUpgrades) handOver(r *relay.Relay) (stop func()) {
+	l.relay = r
 	r.SetReady(func(ctx context.Context) error {
-		if l.upg.Successor() {
-			if err := waitHealthy(ctx, r, l.upg.HealthTimeout(l.health)); err != nil {
+		if names, all := l.upg.Healthy(); !all {
+			if err := waitHealthy(ctx, r, names, l.upg.HealthTimeout(l.health)); err != nil {
 				return err
 			}
 		}
@@ -123,8 +132,8 @@ func (l *liveUpgrades) handOver(r *relay.Relay) (stop func()) {
 	}
 }
 
-// waitHealthy waits until every component of r is healthy or switched off.
-func waitHealthy(ctx context.Context, r *relay.Relay, timeout time.Duration) error {
+// waitHealthy waits until the named components of r are healthy (or switched off).
+func waitHealthy(ctx context.Context, r *relay.Relay, names []string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t := time.NewTicker(10 * time.Millisecond)
@@ -132,6 +141,9 @@ func waitHealthy(ctx context.Context, r *relay.Relay, timeout time.Duration) err
 	for {
 		var bad []string
 		for _, c := range r.Status().Components {
+			if !slices.Contains(names, c.Name) {
+				continue
+			}
 			if c.Health != control.HealthHealthy && c.Health != control.HealthDisabled {
 				bad = append(bad, fmt.Sprintf("%s is %s %s", c.Name, c.Health, c.Detail))
 			}

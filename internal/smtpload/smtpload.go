@@ -79,6 +79,7 @@ type LoadResult struct {
 	Sessions              int // connections that were greeted with 220 and answered EHLO
 	Acks                  map[int]string
 	Latencies             []time.Duration // per acknowledged transaction, MAIL to 250 after DATA
+	AckTimes              []time.Time     // when each of Latencies' transactions got its 250
 	Elapsed               time.Duration
 	FirstError            error
 }
@@ -204,6 +205,7 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 					res.Acked++
 					res.Acks[seq] = reply
 					res.Latencies = append(res.Latencies, lat)
+					res.AckTimes = append(res.AckTimes, t0.Add(lat))
 				}
 				mu.Unlock()
 				if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/manifest/record"
 )
 
 // Services is what the store needs from the running relay: report a component and restart it
@@ -122,6 +123,7 @@ func expectVersion(root layout.Root, files []TxFile, newBuild bool, svc string, 
 // next starts.
 func (s *Store) restartServices(ctx context.Context, names []string, files []TxFile, newBuild bool) ([]ServiceResult, error) {
 	var out []ServiceResult
+	restartedRelay := false
 	for _, name := range names {
 		if s.Services == nil {
 			out = append(out, ServiceResult{Name: name, Deferred: true, Note: "relayd is not running"})
@@ -145,6 +147,16 @@ func (s *Store) restartServices(ctx context.Context, names []string, files []TxF
 				continue
 			}
 		}
+		if err == nil && restartedRelay {
+			// The relay restarted as a whole before (a live upgrade), starting its components
+			// from the installed files: one already on the expected build, healthy, is not
+			// restarted a second time.
+			if want := expectVersion(s.Root, files, newBuild, name, &c); want != "" && c.Version == want && c.Health == HealthHealthy {
+				out = append(out, ServiceResult{Name: name, Version: c.Version, Health: c.Health})
+				continue
+			}
+		}
+		restartedRelay = restartedRelay || name == record.ServiceRelay
 		rctx, cancel := context.WithTimeout(ctx, s.healthTimeout())
 		cs, err := s.Services.Restart(rctx, name)
 		cancel()

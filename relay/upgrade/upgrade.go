@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,11 @@ const EnvExpectVersion = "RELAYD_UPGRADE_VERSION"
 // EnvHealthTimeout carries, from the old process to the new, how long the new one may wait for
 // its components to be healthy (a Go duration).
 const EnvHealthTimeout = "RELAYD_UPGRADE_HEALTH_TIMEOUT"
+
+// EnvHealthy carries, from the old process to the new, the components that were healthy in the
+// old one (comma-separated): the new one must bring those up healthy before it takes over, and
+// is not held back by one the old one could not run either.
+const EnvHealthy = "RELAYD_UPGRADE_HEALTHY"
 
 // DefaultTimeout bounds how long a new process may take to become ready before it is killed
 // and the upgrade fails.
@@ -118,16 +124,31 @@ func (u *Upgrader) HealthTimeout(def time.Duration) time.Duration {
 	return def
 }
 
+// Healthy returns the components a new process must bring up healthy: those the old one
+// named, all of them (nil) in a process that is not a successor.
+func (u *Upgrader) Healthy() (names []string, all bool) {
+	if !u.Successor() {
+		return nil, true
+	}
+	v := os.Getenv(EnvHealthy)
+	if v == "" {
+		return nil, false
+	}
+	return strings.Split(v, ","), false
+}
+
 // Upgrade starts the installed relayd and waits until it is ready, or has failed (exited,
 // not ready within the timeout, or ctx ended). expect, when not empty, is the version the new
-// build must report; health, when not 0, how long it may wait to be healthy. On success Exit is
-// closed: this process must drain and exit.
+// build must report; health, when not 0, how long it may wait to be healthy; healthy, the
+// components that are healthy here. On success Exit is closed: this process must drain and exit.
 //
 // The two values reach the new process in its environment, the one channel tableflip gives;
 // the lock keeps them to one upgrade at a time.
-func (u *Upgrader) Upgrade(ctx context.Context, expect string, health time.Duration) error {
+func (u *Upgrader) Upgrade(ctx context.Context, expect string, health time.Duration, healthy []string) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	os.Setenv(EnvHealthy, strings.Join(healthy, ","))
+	defer os.Unsetenv(EnvHealthy)
 	if expect != "" {
 		os.Setenv(EnvExpectVersion, expect)
 		defer os.Unsetenv(EnvExpectVersion)
