@@ -8,7 +8,7 @@
 # which installs Postfix from Debian the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ONLY=${ONLY:-"relay tracking metrics verify apply memory live"}
+ONLY=${ONLY:-"relay tracking metrics verify apply memory live swap"}
 W=$(mktemp -d /tmp/relayfix-bench.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 want() { [[ " $ONLY " == *" $1 "* ]]; }
@@ -58,6 +58,7 @@ section verify "hotfix verify of a 64 MiB payload vs sha256sum" bash bench/verif
 section apply "Live apply of KB910618 under load, restart and health check included (10 runs)" apply
 section memory "relayd memory with 100,000 queued 4 KiB messages, next hop down" bash bench/relay-memory.sh
 section live "The story under load: delivered msgs/s across a live hotfix (bench/hotfix-live.png)" live
+section swap "Swapping the relay's binary under the same load: Postfix stop+start and reload, relayd's live upgrade (bench/relay-swap.png)" bash bench/swap.sh
 if want live && [[ -f bench/hotfix-live.png ]]; then
   printf '\n![delivered msgs/s across a live hotfix](hotfix-live.png)\n' >>"$W/report"
 fi
