@@ -382,3 +382,42 @@ func TestKillDuringHandover(t *testing.T) {
 		})
 	}
 }
+
+// TestKillServicePack3AtEveryStep kills a live apply of SP3, which upgrades relayd itself, at
+// every step boundary while the relay carries mail, and checks after each recovery that one
+// relayd serves, on the build the database lists, and at the end that no message was lost.
+func TestKillServicePack3AtEveryStep(t *testing.T) {
+	root, sink, r := liveSP2(t)
+	stopServing(t, root)
+	mustHotfix(t, root, "apply", e.kb)
+	r.waitTracking(t, "6.5.7651.45")
+	l := steadyLoad(r.Addr, 2*time.Minute)
+
+	for _, c := range crashCases(2, forward) {
+		t.Run(c.step, func(t *testing.T) {
+			crashAndRecover(t, root, c, "apply", e.sp3)
+			want := "6.5.7638.1"
+			if c.finish {
+				want = "6.5.7700.1"
+			}
+			if v := versionOf(t, root, "relayd"); v != want {
+				t.Errorf("after a kill at %s and recovery relayd is listed as %s, want %s", c.step, v, want)
+			}
+			checkConsistent(t, root)
+			st := status(t, root)
+			if st.Version != want || st.PID != servingPID(t, root) {
+				t.Errorf("after a kill at %s and recovery relayd %d runs %s (pid file %d), want %s",
+					c.step, st.PID, st.Version, servingPID(t, root), want)
+			}
+			if want == "6.5.7700.1" { // back to SP2+KB910618 for the next step
+				mustHotfix(t, root, "rollback", "SP3")
+			}
+		})
+	}
+	l.cancel()
+	res := l.wait(t)
+	if res.ConnErrors != 0 {
+		t.Errorf("%d connections not greeted or broken (first: %v)", res.ConnErrors, res.FirstError)
+	}
+	noneLost(t, sink, res)
+}
