@@ -59,7 +59,11 @@ var ErrVersion = errors.New("the new relayd reports another version than expecte
 type Upgrader struct {
 	upg  *tableflip.Upgrader
 	root layout.Root
-	mu   sync.Mutex // one Upgrade at a time, and EnvExpectVersion with it
+	mu   sync.Mutex // one Upgrade at a time, and the environment with it
+
+	// What the old process passed (EnvExpectVersion, EnvHealthTimeout, EnvHealthy), read at New
+	// and taken out of the environment, so that this process's own upgrades do not pass it on.
+	expect, health, healthy string
 }
 
 // New prepares the upgrader of a relayd on root. Only one may exist in a process.
@@ -74,7 +78,14 @@ func New(root layout.Root, timeout time.Duration) (*Upgrader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
 	}
-	return &Upgrader{upg: upg, root: root}, nil
+	u := &Upgrader{upg: upg, root: root}
+	if upg.HasParent() {
+		u.expect, u.health, u.healthy = os.Getenv(EnvExpectVersion), os.Getenv(EnvHealthTimeout), os.Getenv(EnvHealthy)
+	}
+	for _, k := range []string{EnvExpectVersion, EnvHealthTimeout, EnvHealthy} {
+		os.Unsetenv(k)
+	}
+	return u, nil
 }
 
 // Successor reports whether this process was started by an upgrade, beside the relayd it
@@ -104,7 +115,7 @@ func (u *Upgrader) ListenControl() (net.Listener, error) {
 // the expected one, then it writes ROOT/run/relayd.pid, tells systemd its main PID (Type=notify
 // units), and lets the old process go.
 func (u *Upgrader) Ready() error {
-	if want := os.Getenv(EnvExpectVersion); want != "" && u.Successor() && want != stamp.Version() {
+	if want := u.expect; want != "" && want != stamp.Version() {
 		return fmt.Errorf("%w: %s, expected %s", ErrVersion, stamp.Version(), want)
 	}
 	if err := u.upg.Ready(); err != nil {
@@ -118,7 +129,7 @@ func (u *Upgrader) Ready() error {
 // HealthTimeout returns how long a new process may wait for its components to be healthy: what
 // the old one passed, else def.
 func (u *Upgrader) HealthTimeout(def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(EnvHealthTimeout)); err == nil && d > 0 && u.Successor() {
+	if d, err := time.ParseDuration(u.health); err == nil && d > 0 {
 		return d
 	}
 	return def
@@ -130,11 +141,10 @@ func (u *Upgrader) Healthy() (names []string, all bool) {
 	if !u.Successor() {
 		return nil, true
 	}
-	v := os.Getenv(EnvHealthy)
-	if v == "" {
+	if u.healthy == "" {
 		return nil, false
 	}
-	return strings.Split(v, ","), false
+	return strings.Split(u.healthy, ","), false
 }
 
 // Upgrade starts the installed relayd and waits until it is ready, or has failed (exited,
