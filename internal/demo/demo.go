@@ -67,6 +67,7 @@ type Summary struct {
 	SP3Versions [2]string
 	SP3Time     time.Duration
 	SP3Sessions int
+	SP3Acked    int // also counted in Acked
 	SP3Refused  int
 }
 
@@ -367,7 +368,7 @@ func (r *run) servicePack3(ctx context.Context, sum *Summary, dist, pub string, 
 	if o.err != nil {
 		return fmt.Errorf("load: %w", o.err)
 	}
-	sum.SP3Sessions, sum.SP3Refused = o.res.Sessions, o.res.ConnErrors+o.res.Rejected
+	sum.SP3Sessions, sum.SP3Acked, sum.SP3Refused = o.res.Sessions, o.res.Acked, o.res.ConnErrors+o.res.Rejected
 	r.say("SP3 load: %d sessions, %d messages acknowledged, %d sessions or transactions refused",
 		o.res.Sessions, o.res.Acked, sum.SP3Refused)
 	res.Sent += o.res.Sent

@@ -43,7 +43,7 @@ func TestStory(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"every message acknowledged", sum.Acked == 2000},
+		{"every message acknowledged", sum.Acked == 2000+sum.SP3Acked && sum.SP3Acked > 0},
 		{"0 messages lost", sum.Lost == 0 && sum.Delivered == sum.Acked},
 		{"0 duplicates", sum.Duplicates == 0},
 		{"0 tracking records lost", sum.RecordsLost == 0},
@@ -53,6 +53,9 @@ func TestStory(t *testing.T) {
 		{"the fixed build did not crash", sum.CrashesAfter == 0},
 		{"builds in order SP2, fix, rollback, fix", slices.Equal(sum.Builds, []string{
 			stamp.TrackPrefixVersion, stamp.TrackFixedVersion, stamp.TrackPrefixVersion, stamp.TrackFixedVersion})},
+		{"SP3 handed relayd over to a new process on its new build", sum.SP3PIDs[0] != sum.SP3PIDs[1] &&
+			sum.SP3Versions == [2]string{stamp.RelaydVersion, stamp.RelaydSP3Version}},
+		{"no session refused across SP3", sum.SP3Sessions > 0 && sum.SP3Refused == 0},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -167,7 +167,7 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 				if c == nil {
 					var err error
 					c, err = dial(ctx, opts)
-					if err != nil && ctx.Err() != nil {
+					if err != nil && ended(ctx) {
 						return // the run ended while connecting: not the server's doing
 					}
 					if err != nil {
@@ -227,6 +227,13 @@ func Load(ctx context.Context, opts LoadOptions) (*LoadResult, error) {
 	wg.Wait()
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// ended reports whether ctx is done or past its deadline: a dial cut off by the deadline may
+// return a moment before ctx says so.
+func ended(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() != nil || (ok && !time.Now().Before(dl))
 }
 
 func dial(ctx context.Context, opts LoadOptions) (*smtp.Client, error) {

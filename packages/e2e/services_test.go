@@ -17,7 +17,7 @@ import (
 // ("trackng") is refused by pack, by verify and by apply (signed by a trusted key, so only the
 // service name is wrong), and that the refused apply leaves the root byte for byte as it was.
 func TestUnknownServiceIsRefused(t *testing.T) {
-	const want = `restart.services[0]: "trackng" is not a service relayfix can restart (known: tracking)`
+	const want = `restart.services[0]: "trackng" is not a service relayfix can restart (known: tracking, relay)`
 	dir := t.TempDir()
 	es := archivetest.UnpackFile(t, e.kb)
 	m, err := manifest.Parse(es[0].Body)
