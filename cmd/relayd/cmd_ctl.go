@@ -105,9 +105,9 @@ func newCmdCtlUpgrade(o *rootOptions) *cobra.Command {
 hand it the SMTP listener, the control socket, the spool and the tracking journal. The new
 process starts its own tracking plugin and says it is ready only once it is healthy (and
 reports --version, when given); only then does the old one stop accepting, finish its open
-transactions and deliveries, and exit. If the new one exits, is not ready within a minute or
-reports another version, the old one serves on and upgrade exits 1. SIGHUP to relayd starts
-the same upgrade (the systemd unit's reload).`,
+transactions and deliveries, and exit. If the new one exits, is not ready within the
+running relayd's --upgrade-timeout or reports another version, the old one serves on and
+upgrade exits 1. SIGHUP to relayd starts the same upgrade (the systemd unit's reload).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req := control.Request{Op: control.OpUpgrade, Version: version}
