@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/layout"
@@ -22,6 +23,9 @@ type rootOptions struct {
 	// wiring is run on the relay after New and before Run: this is where optional parts (the
 	// tracking plugin host) attach their recorder and components.
 	wiring []func(ctx context.Context, o *rootOptions, r *relay.Relay) (cleanup func(), err error)
+	// checks validate the optional parts' settings once the command line and ROOT/relayd.json
+	// are read, before anything is opened.
+	checks []func(flags *pflag.FlagSet) error
 }
 
 // Root returns the install root.

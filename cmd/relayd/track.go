@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"relayfix/internal/exitcode"
+	"relayfix/internal/flagfile"
 	"relayfix/internal/layout"
 	"relayfix/internal/tableprint"
 	"relayfix/packages/installdb"
@@ -50,9 +52,31 @@ func addTracking(cmd *cobra.Command, o *rootOptions) {
 	f.IntVar(&t.escalateAfter, "track-escalate-after", def.Escalation.After, "crashes within --track-escalate-window that trigger the escalation")
 	f.DurationVar(&t.escalateWindow, "track-escalate-window", time.Duration(def.Escalation.WindowMS)*time.Millisecond, "window in which tracking crashes are counted")
 	f.StringVar(&t.escalateProgram, "track-escalate-program", "", "program run by --track-escalate=run; the failure is described in RELAYFIX_* variables")
-	f.StringVar(&t.hotfix, "track-hotfix", "", "hotfix binary run by --track-escalate=rollback (default ROOT/bin/hotfix)")
+	f.StringVar(&t.hotfix, "track-hotfix", "", "hotfix binary run by --track-escalate=rollback (default ROOT/bin/hotfix; relayd refuses to start when it is missing: copy hotfix there or name it here)")
 	o.wiring = append(o.wiring, t.wire)
+	o.checks = append(o.checks, func(flags *pflag.FlagSet) error { return t.check(flags, o.Root()) })
 	cmd.AddCommand(newCmdTrack(o))
+}
+
+// check refuses tracking settings out of range (a usage error) and an escalation whose program
+// is not there to run (a failure of the install: it would fail at each escalation).
+func (t *trackingOptions) check(flags *pflag.FlagSet, root layout.Root) error {
+	s := &settings{flags: flags}
+	s.positive("track-restart-delay", t.restartInitial)
+	s.notBelow("track-restart-max", t.restartMax, "track-restart-delay", t.restartInitial)
+	s.atLeast("track-escalate-after", int64(t.escalateAfter), 1)
+	s.positive("track-escalate-window", t.escalateWindow)
+	if s.err != nil {
+		return s.err
+	}
+	esc := t.config(root).Escalation
+	if err := esc.Validate(); err != nil {
+		return &exitcode.UsageError{Err: fmt.Errorf("%s: %w", flagfile.Name(flags, "track-escalate"), err)}
+	}
+	if !t.enabled {
+		return nil
+	}
+	return esc.Check(root)
 }
 
 func (t *trackingOptions) config(root layout.Root) trackhost.Config {
@@ -74,9 +98,6 @@ func (t *trackingOptions) config(root layout.Root) trackhost.Config {
 // the relay has stopped.
 func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Relay) (func(), error) {
 	cfg := t.config(o.Root())
-	if err := cfg.Escalation.Validate(); err != nil {
-		return nil, &exitcode.UsageError{Err: err}
-	}
 	h, err := trackhost.New(trackhost.Options{
 		Root:   o.Root(),
 		Config: cfg,
