@@ -57,6 +57,9 @@ const (
 	HealthRestarting = "restarting" // crashed; waiting out the restart delay
 	HealthDisabled   = "disabled"   // switched off by the operator
 	HealthFailed     = "failed"     // cannot be started (missing, checksum mismatch, escalation exhausted)
+	// HealthCrashLooping is a component that failed repeatedly within its failure window; it may
+	// be serving at this moment, but it is not healthy. The detail gives the count.
+	HealthCrashLooping = "crash-looping"
 )
 
 // ComponentStatus describes one supervised component of the relay.
