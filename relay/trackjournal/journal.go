@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -53,6 +54,8 @@ type Journal struct {
 	next    uint64    // seq the next Append gets
 	dirty   bool
 	acked   uint64
+	written uint64 // the acked value on disk, as Open read it or Close last wrote it
+	log     *slog.Logger
 	changed chan struct{} // closed and replaced whenever readers may find more
 	pend    []byte        // appended events not yet written to the file
 }
@@ -68,9 +71,16 @@ type segment struct {
 func segmentName(first uint64) string { return fmt.Sprintf("%020d.jnl", first) }
 
 // Open opens (creating if needed) the journal in dir. The torn tail of a crashed append is
-// cut off; everything before it is kept.
-func Open(dir string) (*Journal, error) {
+// cut off; everything before it is kept. log (nil: none) receives warnings that need no
+// caller's action.
+func Open(dir string, log *slog.Logger) (*Journal, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open tracking journal: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil { // events name senders and recipients
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
 	names, err := filepath.Glob(filepath.Join(dir, "*.jnl"))
@@ -78,7 +88,7 @@ func Open(dir string) (*Journal, error) {
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
 	sort.Strings(names)
-	j := &Journal{dir: dir, next: 1, changed: make(chan struct{})}
+	j := &Journal{dir: dir, next: 1, changed: make(chan struct{}), log: log}
 	for _, p := range names {
 		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), ".jnl"), 10, 64)
 		if err != nil {
@@ -114,6 +124,7 @@ func Open(dir string) (*Journal, error) {
 	} else if err := j.rotate(); err != nil {
 		return nil, err
 	}
+	j.written = j.acked
 	return j, nil
 }
 
@@ -290,7 +301,10 @@ func (j *Journal) Trim(acked uint64) error {
 	return nil
 }
 
-// Close syncs the journal and remembers how far the plugin got, so a restart replays less.
+// Close syncs the journal and remembers how far the plugin got, so a restart replays less. The
+// acked file is written only when the plugin got further since Open or the last Close: a relay
+// that tracked nothing writes nothing (on a full disk it would fail for no reason). A failed write
+// of it is only a warning: the older value it leaves means more replay, never a lost event.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -303,8 +317,12 @@ func (j *Journal) Close() error {
 	}
 	j.f.Close()
 	j.f = nil
-	if werr := safefile.WriteFile(filepath.Join(j.dir, "acked"), []byte(strconv.FormatUint(j.acked, 10)+"\n"), 0o600); err == nil {
-		err = werr
+	if j.acked != j.written {
+		if werr := safefile.WriteFile(filepath.Join(j.dir, "acked"), []byte(strconv.FormatUint(j.acked, 10)+"\n"), 0o600); werr != nil {
+			j.log.Warn("tracking journal: cannot record the acknowledged position; the next start replays more events", "error", werr)
+		} else {
+			j.written = j.acked
+		}
 	}
 	return err
 }
