@@ -111,10 +111,11 @@ func (s *Store) Record(c Crash, at time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
+	// Crash records sit with the tracking journal in the spool: owner only.
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("record crash: %w", err)
 	}
-	if err := safefile.WriteFile(s.path, append(b, '\n'), 0o644); err != nil {
+	if err := safefile.WriteFile(s.path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("record crash: %w", err)
 	}
 	return nil
