@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -11,10 +12,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"relayfix/internal/layout"
 	"relayfix/internal/relaytest"
+	"relayfix/internal/smtpload"
+	"relayfix/internal/stamp"
+	"relayfix/manifest/record"
+	"relayfix/packages/installdb"
+	"relayfix/relay/control"
 )
 
 // tree returns every entry under dir with its mode and, for a file, its content: two trees are
@@ -156,5 +164,147 @@ func TestRootThatIsAFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(file); string(b) != "x" {
 		t.Fatalf("root file changed: %q", b)
+	}
+}
+
+// ctlAs runs `relayd ctl ARGS --root ROOT` with extra environment and returns the exit code,
+// stdout and stderr.
+func ctlAs(t *testing.T, env []string, root layout.Root, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bins.Relayd, append(append([]string{"ctl"}, args...), "--root", string(root))...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatal(err)
+		}
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// TestCtlOffTheHappyPath: an empty queue is [] in JSON; queue times name their zone, with the
+// instant's own offset, or are UTC with --utc; a --json failure is one {"error": ...} object on
+// stdout; a relayd whose installed file is newer than the running build shows "restart
+// pending"; the spool is owner-only, even one an older build left open to all.
+func TestCtlOffTheHappyPath(t *testing.T) {
+	root := relaytest.ShortRoot(t)
+	os.MkdirAll(root.Spool(), 0o755)
+	os.Chmod(root.Spool(), 0o755)
+	os.MkdirAll(root.Hotfix(), 0o755)
+	db := &installdb.DB{Files: []installdb.InstalledFile{{
+		File:    record.File{Name: "relayd", Path: "bin/relayd", Version: record.FileVersion{6, 5, 7700, 1}, SHA256: strings.Repeat("0", 64)},
+		Package: "SP3", Installed: time.Now().UTC(),
+	}}}
+	if err := installdb.Save(root, db); err != nil {
+		t.Fatal(err)
+	}
+	p := startRelay(t, root, freeAddr(t), "--tracking=false", "--retry-base", "1h", "--retry-max", "1h")
+
+	if code, out, _ := ctlAs(t, nil, root, "queue", "--json"); code != 0 || out != "[]\n" {
+		t.Fatalf("empty queue --json: exit %d %q, want []", code, out)
+	}
+	_, out, _ := ctlAs(t, nil, root, "status")
+	if !strings.Contains(out, "version:     "+stamp.RelaydVersion+" (restart pending: 6.5.7700.1 installed)") {
+		t.Errorf("status does not show the pending restart:\n%s", out)
+	}
+	_, out, _ = ctlAs(t, nil, root, "status", "--json")
+	var st control.Status
+	var resp control.Response
+	if err := json.Unmarshal([]byte(out), &resp); err != nil || resp.Status == nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if st = *resp.Status; st.Installed != "6.5.7700.1" {
+		t.Errorf("status --json installed %q, want 6.5.7700.1", st.Installed)
+	}
+
+	// One message the unreachable next hop defers: it stays queued.
+	res := load(t, context.Background(), smtpload.LoadOptions{Addr: p.Addr, N: 1, Size: 500})
+	if res.Acked != 1 {
+		t.Fatalf("message not accepted: %+v", res)
+	}
+	_, out, _ = ctlAs(t, []string{"TZ=America/New_York"}, root, "queue")
+	if !strings.Contains(out, " EST") { // December: the zone of that instant, not of today
+		t.Errorf("queue times do not name their zone:\n%s", out)
+	}
+	_, out, _ = ctlAs(t, []string{"TZ=America/New_York"}, root, "queue", "--utc")
+	if !strings.Contains(out, " UTC") || strings.Contains(out, " EST") {
+		t.Errorf("queue --utc:\n%s", out)
+	}
+	_, out, _ = ctlAs(t, nil, root, "queue", "--json")
+	var q []control.QueueEntry
+	if err := json.Unmarshal([]byte(out), &q); err != nil || len(q) != 1 {
+		t.Errorf("queue --json: %v %q, want one entry", err, out)
+	}
+
+	err := filepath.WalkDir(root.Spool(), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, _ := d.Info()
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p.Stop(20 * time.Second)
+	code, stdout, stderr := ctlAs(t, nil, root, "status", "--json")
+	var e struct{ Error string }
+	if code != 1 || json.Unmarshal([]byte(stdout), &e) != nil || !strings.Contains(e.Error, "relayd is not running") || !strings.Contains(stderr, "relayd is not running") {
+		t.Errorf("--json failure: exit %d stdout %q stderr %q, want exit 1 and {\"error\": ...}", code, stdout, stderr)
+	}
+}
+
+// TestVersionAndSubcommandHelp: relayd --version prints its file version; a usage error of a
+// subcommand points to that subcommand's help.
+func TestVersionAndSubcommandHelp(t *testing.T) {
+	code, out, _ := runRelayd(t, "--version")
+	if code != 0 || out != "relayd "+stamp.RelaydVersion+"\n" {
+		t.Errorf("--version: exit %d %q", code, out)
+	}
+	code, _, stderr := runRelayd(t, "ctl", "queue", "--bogus")
+	if code != 2 || !strings.Contains(stderr, "Run 'relayd ctl queue --help' for usage.") {
+		t.Errorf("ctl queue --bogus: exit %d %q", code, stderr)
+	}
+	code, _, stderr = runRelayd(t, "track", "extra")
+	if code != 2 || !strings.Contains(stderr, "Run 'relayd track --help' for usage.") {
+		t.Errorf("track extra: exit %d %q", code, stderr)
+	}
+}
+
+// TestCtlPermissionDeniedNamesTheOwner: a user who may not use the control socket is told so,
+// with the socket's owner, not that relayd is not running.
+func TestCtlPermissionDeniedNamesTheOwner(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run ctl as another user")
+	}
+	root := relaytest.ShortRoot(t)
+	startRelay(t, root, "", "--tracking=false")
+	// The binary and the way to the socket are open to others; the socket itself is not.
+	dir, err := os.MkdirTemp("", "rfbin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "relayd")
+	b, _ := os.ReadFile(bins.Relayd)
+	os.WriteFile(bin, b, 0o755)
+	os.Chmod(string(root), 0o755)
+	os.Chmod(filepath.Dir(root.ControlSocket()), 0o755)
+	cmd := exec.Command(bin, "ctl", "status", "--root", string(root))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "permission denied: it belongs to root (uid 0)") ||
+		strings.Contains(string(out), "not running") {
+		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/layout"
+	"relayfix/internal/stamp"
 	"relayfix/relay"
 )
 
@@ -37,7 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	return exitcode.Of(cmd.ExecuteContext(ctx), "relayd", stderr)
+	c, err := cmd.ExecuteContextC(ctx)
+	return exitcode.OfCommand(err, "relayd", c.CommandPath(), stderr)
 }
 
 func newRootCmd(o *rootOptions) *cobra.Command {
@@ -74,6 +76,7 @@ Exit status:
   2  the command line was wrong`,
 		Example: `  relayd --root /var/lib/relayfix --listen 127.0.0.1:2525 --next-hop 127.0.0.1:2526
   relayd ctl status --root /var/lib/relayfix`,
+		Version:       stamp.Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -86,6 +89,7 @@ Exit status:
 			return runDaemon(cmd.Context(), cmd, d)
 		},
 	}
+	cmd.SetVersionTemplate("relayd {{.Version}}\n")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if c.HasParent() {
 			err = fmt.Errorf("%s: %w", c.Name(), err)

@@ -35,7 +35,11 @@ func (e *SilentError) Unwrap() error { return e.Err }
 
 // Of returns the exit code for err and prints err on stderr as "prog: err" (unless it is a
 // SilentError), with a pointer to --help after a usage error.
-func Of(err error, prog string, stderr io.Writer) int {
+func Of(err error, prog string, stderr io.Writer) int { return OfCommand(err, prog, prog, stderr) }
+
+// OfCommand is Of for an error of the subcommand command (its full path, "relayd ctl queue"):
+// a usage error points to that subcommand's help.
+func OfCommand(err error, prog, command string, stderr io.Writer) int {
 	if err == nil {
 		return OK
 	}
@@ -45,7 +49,7 @@ func Of(err error, prog string, stderr io.Writer) int {
 	}
 	var usage *UsageError
 	if errors.As(err, &usage) {
-		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", prog)
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", command)
 		return Usage
 	}
 	return Failed

@@ -6,7 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
 )
 
 // ErrNotRunning is returned when no relay listens on the control socket.
@@ -23,7 +28,7 @@ func (c Client) Do(ctx context.Context, req Request) (*Response, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.Path)
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w (%v)", c.Path, ErrNotRunning, err)
+		return nil, ExplainDialError(c.Path, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -49,6 +54,25 @@ func (c Client) Do(ctx context.Context, req Request) (*Response, error) {
 		return &resp, fmt.Errorf("control %s: %s", req.Op, resp.Error)
 	}
 	return &resp, nil
+}
+
+// ExplainDialError says why the control socket at path could not be reached: a socket its
+// caller may not use is named with its owner (running as that user, or root, helps), anything
+// else means no relay listens there (ErrNotRunning).
+func ExplainDialError(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		owner := "another user"
+		if fi, serr := os.Stat(path); serr == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				owner = "uid " + strconv.FormatUint(uint64(st.Uid), 10)
+				if u, uerr := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10)); uerr == nil {
+					owner = u.Username + " (" + owner + ")"
+				}
+			}
+		}
+		return fmt.Errorf("control socket %s: permission denied: it belongs to %s; run the command as that user or as root", path, owner)
+	}
+	return fmt.Errorf("control socket %s: %w (%v)", path, ErrNotRunning, err)
 }
 
 // Status returns the relay's status.

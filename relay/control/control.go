@@ -48,6 +48,9 @@ type Status struct {
 	QueueDepth int               `json:"queue_depth"`
 	Counters   map[string]uint64 `json:"counters"` // received, delivered, deferred, bounced, refused, ...
 	Components []ComponentStatus `json:"components"`
+	// Installed is the version of the installed bin/relayd when it differs from the running
+	// relay's (see ComponentStatus.Installed).
+	Installed string `json:"installed,omitempty"`
 }
 
 // Component health values.
@@ -76,6 +79,10 @@ type ComponentStatus struct {
 	Crashes  int       `json:"crashes"`
 	LastExit string    `json:"last_exit,omitempty"`
 	Pending  int       `json:"pending"` // events kept but not yet acknowledged by the plugin
+	// Installed is the version of the component's installed file when it differs from the
+	// running build: a restart is pending. `relayd ctl status` fills it from the root's
+	// installed-files database.
+	Installed string `json:"installed,omitempty"`
 	// CrashSignatures are the component's crashes by signature, kept across restarts.
 	CrashSignatures []CrashSignature `json:"crash_signatures,omitempty"`
 }
