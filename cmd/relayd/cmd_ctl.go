@@ -182,12 +182,20 @@ func ctlJSON(ctx context.Context, o *rootOptions, req control.Request, timeout t
 	enc.SetIndent("", "  ")
 	resp, err := control.Client{Path: o.Root().ControlSocket()}.Do(ctx, req)
 	if err != nil {
-		enc.Encode(struct {
-			Error string `json:"error"`
-		}{err.Error()})
+		printJSONError(o.stdout, err)
+		o.jsonErr = true
 		return err
 	}
 	return enc.Encode(answer(resp))
+}
+
+// printJSONError prints err as the one shape every --json failure has: {"error": "..."}.
+func printJSONError(w io.Writer, err error) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(struct {
+		Error string `json:"error"`
+	}{err.Error()})
 }
 
 func printStatus(w io.Writer, r *control.Response) error {

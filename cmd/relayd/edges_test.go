@@ -263,6 +263,25 @@ func TestCtlOffTheHappyPath(t *testing.T) {
 	}
 }
 
+// TestJSONFailuresHaveOneShape: with --json every failure of ctl and track, a usage error
+// included, is one {"error": ...} object on stdout, besides the message on stderr.
+func TestJSONFailuresHaveOneShape(t *testing.T) {
+	root := relaytest.ShortRoot(t)
+	tests := [][]string{
+		{"ctl", "restart-component", "--json", "--root", string(root)},
+		{"ctl", "queue", "--json", "--root", string(root)},
+		{"track", "--json", "--sender", "nobody@example.test", "--root", string(root)},
+		{"track", "--json", "--root", string(root)},
+	}
+	for _, args := range tests {
+		code, stdout, stderr := runRelayd(t, args...)
+		var e map[string]string
+		if code == 0 || json.Unmarshal([]byte(stdout), &e) != nil || len(e) != 1 || e["error"] == "" || stderr == "" {
+			t.Errorf("%v: exit %d stdout %q stderr %q, want a failure as {\"error\": ...}", args, code, stdout, stderr)
+		}
+	}
+}
+
 // TestVersionAndSubcommandHelp: relayd --version prints its file version; a usage error of a
 // subcommand points to that subcommand's help.
 func TestVersionAndSubcommandHelp(t *testing.T) {

@@ -16,10 +16,12 @@ import (
 
 // rootOptions are the options every relayd command shares.
 type rootOptions struct {
-	root   string // --root, else RELAYFIX_ROOT, else layout.DefaultRoot
-	json   bool
-	stdout io.Writer
-	stderr io.Writer
+	root string // --root, else RELAYFIX_ROOT, else layout.DefaultRoot
+	json bool   // --json of ctl and track: a failure is printed as {"error": ...} on stdout too
+	// jsonErr is set once a command printed its failure as JSON itself.
+	jsonErr bool
+	stdout  io.Writer
+	stderr  io.Writer
 
 	// wiring is run on the relay after New and before Run: this is where optional parts (the
 	// tracking plugin host) attach their recorder and components.
@@ -39,6 +41,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	c, err := cmd.ExecuteContextC(ctx)
+	if err != nil && o.json && !o.jsonErr {
+		printJSONError(stdout, err)
+	}
 	return exitcode.OfCommand(err, "relayd", c.CommandPath(), stderr)
 }
 

@@ -130,7 +130,6 @@ func installedSum(root layout.Root) trackhost.ExpectedSumFunc {
 type trackOptions struct {
 	root *rootOptions
 	q    tracklog.Query
-	json bool
 }
 
 func newCmdTrack(o *rootOptions) *cobra.Command {
@@ -154,7 +153,7 @@ Exits 1 when no record matches.`,
 	f.StringVar(&opts.q.Sender, "sender", "", "envelope sender address")
 	f.StringVar(&opts.q.Recipient, "recipient", "", "recipient address")
 	f.StringVar(&opts.q.QueueID, "queue-id", "", "the relay's queue id")
-	f.BoolVar(&opts.json, "json", false, "print the records as a JSON array")
+	f.BoolVar(&o.json, "json", false, "print the records as a JSON array")
 	return cmd
 }
 
@@ -173,7 +172,7 @@ func runTrack(opts *trackOptions) error {
 		return errNoRecords
 	}
 	w := opts.root.stdout
-	if opts.json {
+	if opts.root.json {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(recs)
