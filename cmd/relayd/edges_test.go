@@ -327,3 +327,23 @@ func TestCtlPermissionDeniedNamesTheOwner(t *testing.T) {
 		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
 	}
 }
+
+// TestShutdownWithTrackingOffWritesNoAckedPosition: with tracking off nothing is acknowledged,
+// so the shutdown writes no tracking position, and one it cannot write (as on a full disk)
+// is no error.
+func TestShutdownWithTrackingOffWritesNoAckedPosition(t *testing.T) {
+	root := relaytest.ShortRoot(t)
+	// A directory where the position file would go: replacing it fails, as a full disk would.
+	acked := filepath.Join(root.Spool(), "tracking", "acked")
+	os.MkdirAll(filepath.Join(acked, "x"), 0o700)
+	p := startRelay(t, root, "", "--tracking=false")
+	if code := p.Stop(20 * time.Second); code != 0 {
+		t.Fatalf("relayd exit %d\n%s", code, p.Log())
+	}
+	if strings.Contains(p.Log(), "relayd: tracking:") || strings.Contains(p.Log(), "acked") {
+		t.Errorf("shutdown reports the tracking position:\n%s", p.Log())
+	}
+	if fi, err := os.Stat(acked); err != nil || !fi.IsDir() {
+		t.Errorf("the position was touched: %v", err)
+	}
+}
