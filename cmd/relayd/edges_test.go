@@ -23,6 +23,8 @@ import (
 	"relayfix/manifest/record"
 	"relayfix/packages/installdb"
 	"relayfix/relay/control"
+	"relayfix/relay/track"
+	"relayfix/relay/tracklog"
 )
 
 // tree returns every entry under dir with its mode and, for a file, its content: two trees are
@@ -345,5 +347,23 @@ func TestShutdownWithTrackingOffWritesNoAckedPosition(t *testing.T) {
 	}
 	if fi, err := os.Stat(acked); err != nil || !fi.IsDir() {
 		t.Errorf("the position was touched: %v", err)
+	}
+}
+
+// TestTrackPrintsUTCWhateverTheZone: relayd track's times are UTC, as its header says, also
+// for an operator whose TZ is elsewhere.
+func TestTrackPrintsUTCWhateverTheZone(t *testing.T) {
+	root := relaytest.ShortRoot(t)
+	at := time.Date(2005, 10, 17, 12, 0, 0, 0, time.UTC)
+	w := tracklog.NewWriter(root.TrackingLog(), "relayfix msgtrack test", func() time.Time { return at })
+	if err := w.Write([]tracklog.Record{{Time: at, EventID: track.EventReceived, QueueID: "Q1", Sender: "a@example.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	cmd := exec.Command(bins.Relayd, "track", "--root", string(root), "--queue-id", "Q1")
+	cmd.Env = append(os.Environ(), "TZ=America/New_York")
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "TIME (UTC)") || !strings.Contains(string(out), "2005-10-17\t12:00:00.000") {
+		t.Fatalf("track under TZ=America/New_York: %v\n%s", err, out)
 	}
 }

@@ -179,6 +179,7 @@ func runTrack(opts *trackOptions) error {
 	}
 	t := tableprint.New(w, "DATE", "TIME (UTC)", "EVENT", "QUEUE ID", "SENDER", "RECIPIENT", "PARTNER", "STATUS", "MESSAGE ID", "SIZE")
 	for _, r := range recs {
+		r.Time = r.Time.UTC() // the header names the zone
 		t.Append(r.Time.Format("2006-01-02"), r.Time.Format("15:04:05.000"),
 			strconv.Itoa(int(r.EventID))+" "+tracklog.EventName(r.EventID),
 			r.QueueID, r.Sender, r.Recipient, r.PartnerName, r.ReportStatus, r.MessageID, strconv.FormatInt(r.TotalBytes, 10))
