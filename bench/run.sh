@@ -8,7 +8,7 @@
 # which installs Postfix from Debian the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ONLY=${ONLY:-"relay tracking verify apply memory live"}
+ONLY=${ONLY:-"relay tracking metrics verify apply memory live"}
 W=$(mktemp -d /tmp/relayfix-bench.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 want() { [[ " $ONLY " == *" $1 "* ]]; }
@@ -53,6 +53,7 @@ apply() {
 
 section relay "relayd vs Postfix, end to end, 4 KiB messages (msgs/s)" bash bench/relay.sh
 section tracking "Tracking cost: relayd end to end with tracking off, on, and crash-looping (msgs/s)" bash relay/trackhost/bench.sh 7
+section metrics "Metrics cost: relayd end to end without and with --metrics-listen, scraped every second (msgs/s)" bash bench/metrics.sh 7
 section verify "hotfix verify of a 64 MiB payload vs sha256sum" bash bench/verify.sh 5
 section apply "Live apply of KB910618 under load, restart and health check included (10 runs)" apply
 section memory "relayd memory with 100,000 queued 4 KiB messages, next hop down" bash bench/relay-memory.sh

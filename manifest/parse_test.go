@@ -198,6 +198,8 @@ func TestParseMalformed(t *testing.T) {
 		{name: "mode negative", base: kb, old: `"mode": 493`, new: `"mode": -1`, field: "files[0].mode", want: "files[0].mode: must be a whole number from 0 to 4294967295"},
 		{name: "component with space", base: kb, old: `"component": "msgtrack"`, new: `"component": "msg track"`, field: "files[0].component", want: `files[0].component: "msg track" is not a component name`},
 		{name: "service upper case", base: kb, old: `"tracking"`, new: `"Tracking"`, field: "restart.services[0]", want: `restart.services[0]: "Tracking" is not a service name`},
+		{name: "service unknown", base: kb, old: `"tracking"`, new: `"trackng"`, field: "restart.services[0]", want: `restart.services[0]: "trackng" is not a service relayfix can restart (known: tracking)`},
+		{name: "service relayd", base: kb, old: `"tracking"`, new: `"relayd"`, field: "restart.services[0]", want: `restart.services[0]: "relayd" is not a service relayfix can restart (known: tracking)`},
 		{name: "service twice", base: kb, old: `"tracking"`, new: `"tracking", "tracking"`, field: "restart.services[1]", want: `restart.services[1]: "tracking" is already listed as restart.services[0]`},
 		{name: "reboot as string", base: kb, old: `"reboot": false`, new: `"reboot": "no"`, field: "restart.reboot", want: `restart.reboot: must be true or false, got the string "no"`},
 		{name: "supersedes itself", base: kb, old: `"KB900001"`, new: `"kb910618"`, field: "supersedes[0]", want: `supersedes[0]: "kb910618" is the package's own id`},

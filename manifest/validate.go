@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/Masterminds/semver/v3"
+
+	"relayfix/manifest/record"
 )
 
 // Limits on what a manifest may describe.
@@ -139,6 +142,10 @@ func (m *Manifest) validate(template bool) error {
 		field := fmt.Sprintf("restart.services[%d]", i)
 		if !servicePattern.MatchString(s) {
 			p.add(field, "%q is not a service name: lower-case letters, digits and '-', starting with a letter, at most 32", s)
+			continue
+		}
+		if !slices.Contains(record.KnownServices(), s) {
+			p.add(field, "%q is not a service relayfix can restart (known: %s)", s, strings.Join(record.KnownServices(), ", "))
 			continue
 		}
 		if j, dup := seen[s]; dup {

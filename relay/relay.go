@@ -26,12 +26,14 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"relayfix/internal/layout"
 	"relayfix/internal/stamp"
 	"relayfix/relay/control"
 	"relayfix/relay/courier"
+	"relayfix/relay/metrics"
 	"relayfix/relay/queue"
 	"relayfix/relay/smtpd"
 	"relayfix/relay/spool"
@@ -90,6 +92,10 @@ type Config struct {
 	Recorder   track.Recorder // nil: track.Discard
 	Components []control.Component
 	Logger     *slog.Logger
+
+	// MetricsListen is the address of the read-only HTTP listener that serves /metrics, the
+	// status page (/) and /healthz; empty: none. A bare port binds loopback.
+	MetricsListen string
 }
 
 // Relay is one relayd instance.
@@ -107,6 +113,9 @@ type Relay struct {
 	shutdown   chan struct{}
 	stopOnce   sync.Once
 	ran        bool
+
+	metrics  *metrics.Metrics // nil without MetricsListen
+	stopping atomic.Bool      // Run is draining
 }
 
 // New opens the relay's spool and rebuilds its queue.
@@ -185,6 +194,7 @@ func New(cfg Config) (*Relay, error) {
 		components: append([]control.Component(nil), cfg.Components...),
 		shutdown:   make(chan struct{}),
 	}
+	r.newMetrics()
 	r.smtp = smtpd.New(smtpd.Config{
 		Hostname:           cfg.Hostname,
 		Allow:              cfg.Allow,
@@ -197,6 +207,8 @@ func New(cfg Config) (*Relay, error) {
 		TLS:                tlsConf,
 		Queue:              q,
 		Logger:             cfg.Logger,
+
+		ObserveTransaction: r.observeTransaction(),
 	})
 	return r, nil
 }
@@ -223,6 +235,9 @@ func (r *Relay) SetRecorder(rec track.Recorder) { r.queue.SetRecorder(rec) }
 
 // AddComponent adds a supervised component to the control socket.
 func (r *Relay) AddComponent(c control.Component) {
+	if r.metrics != nil {
+		c = r.metrics.WrapComponent(c)
+	}
 	r.mu.Lock()
 	r.components = append(r.components, c)
 	r.mu.Unlock()
@@ -257,6 +272,13 @@ func (r *Relay) Run(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("relay: %w", err)
 	}
+	httpSrv, err := r.listenHTTP()
+	if err != nil {
+		ln.Close()
+		cln.Close()
+		return fmt.Errorf("relay: %w", err)
+	}
+	defer stopHTTP(httpSrv)
 	r.mu.Lock()
 	r.addr = ln.Addr()
 	r.started = time.Now()
@@ -297,6 +319,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	case err := <-smtpErr:
 		runErr = fmt.Errorf("relay: smtp server: %w", err)
 	}
+	r.stopping.Store(true)
 
 	dctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
 	if err := r.smtp.Shutdown(dctx); err != nil {
@@ -339,7 +362,12 @@ func (r *Relay) worker(ctx, deliveries context.Context) {
 			k.Close() // idle: do not hold the next hop's connection open
 			continue
 		}
-		r.queue.Done(d, k.Deliver(deliveries, d.Sender, d.Recipients, d.Body))
+		start := time.Now()
+		results := k.Deliver(deliveries, d.Sender, d.Recipients, d.Body)
+		if r.metrics != nil {
+			r.metrics.ObserveDelivery(time.Since(start))
+		}
+		r.queue.Done(d, results)
 	}
 }
 
@@ -365,6 +393,8 @@ func (r *Relay) Status() control.Status {
 		QueueDepth: r.queue.Len(),
 		Counters:   counters,
 		Components: []control.ComponentStatus{},
+		Oldest:     r.queue.Oldest().UTC(),
+		SpoolBytes: spoolBytes(r.cfg.Root.Spool()),
 	}
 	for _, c := range comps {
 		st.Components = append(st.Components, c.Status())

@@ -65,6 +65,9 @@ func ReadPublicKey(path string) (minisign.PublicKey, error) {
 	if err != nil {
 		return minisign.PublicKey{}, fmt.Errorf("read public key: %w", err)
 	}
+	if strings.Contains(string(b), "secret key") {
+		return minisign.PublicKey{}, fmt.Errorf("public key %s: --pubkey names a secret key; give the .pub file", path)
+	}
 	var k minisign.PublicKey
 	if err := k.UnmarshalText([]byte(strings.TrimSpace(string(b)))); err != nil {
 		return minisign.PublicKey{}, fmt.Errorf("public key %s: %w", path, err)

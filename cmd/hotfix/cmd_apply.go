@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"aead.dev/minisign"
 	"github.com/spf13/cobra"
 
 	"relayfix/packages/archive"
@@ -43,6 +45,12 @@ through the relay's control socket and waits until they report the new build, he
 Any failure puts the previous build back, running. Nothing reboots the host; when relayd is
 not running, the services start on the new build the next time it starts.
 
+When relayd runs, apply then compares what it runs with what is installed: a component still
+on its previous build (today relayd itself, which no transaction restarts) is reported as
+"restart pending" after the summary, and in --json as "restart_pending": [{"name", "path",
+"running", "installed"}]. The exit status stays 0, since the transaction is committed and
+the root changed; scripts tell the two apart by that field.
+
 Every step is journaled first (ROOT/hotfix/journal.json): an interrupted apply is finished or
 undone by the next hotfix command, or explicitly by 'hotfix recover'. One transaction runs
 at a time: a second one fails at once, naming the process that holds the root.
@@ -62,13 +70,16 @@ exactly as a file is.`,
 		Args: exactArgs(1, "PKG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.pkg = args[0]
+			if err := checkHealthTimeout(o.timeout); err != nil {
+				return err
+			}
 			return runApply(cmd.Context(), g, o)
 		},
 	}
 	f := cmd.Flags()
 	pubkeyFlag(f, &o.pubkey)
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
-	f.DurationVar(&o.timeout, "health-timeout", 15*time.Second, "how long a restarted service has to report the new build healthy")
+	f.DurationVar(&o.timeout, "health-timeout", 15*time.Second, "how long a restarted service has to report the new build healthy (1s to 1h)")
 	return cmd
 }
 
@@ -107,30 +118,50 @@ func crashMatches(at, step string) bool {
 	return base == at && !strings.Contains(at, ":")
 }
 
-// recoverFirst finishes or undoes an interrupted transaction before a read-only command looks at
-// the root, and says so on stderr.
-func recoverFirst(ctx context.Context, g *globalOptions) {
-	rep, err := newStore(g, 0).RecoverIfNeeded(ctx)
-	if err != nil {
-		fmt.Fprintf(g.stderr, "hotfix: recovering an interrupted transaction: %v\n", err)
-		return
+// readRoot checks that the command's root is an install root before a read-only command looks
+// at it, and says on stderr when its last transaction did not finish. It changes nothing:
+// finishing or undoing a transaction is for 'hotfix recover' and the commands that change the
+// root. pending is the unfinished transaction (a *store.InterruptedError), for a command that
+// cannot give a true answer while one is open.
+func readRoot(g *globalOptions) (pending, err error) {
+	root := g.Root()
+	if err := store.CheckRoot(root); err != nil {
+		return nil, err
 	}
-	if rep != nil && rep.Outcome != store.RecoveredNothing {
-		fmt.Fprintf(g.stderr, "hotfix: recovered: %s\n", rep.Detail)
+	if err := store.Pending(root); err != nil {
+		var ie *store.InterruptedError
+		if !errors.As(err, &ie) {
+			return nil, err
+		}
+		fmt.Fprintf(g.stderr, "hotfix: warning: %v\n", err)
+		return err, nil
 	}
+	return nil, nil
+}
+
+// trustedKeys returns the keys --pubkey names or, without it, the keys the root trusts; a
+// directory that is not an install root has none to give.
+func trustedKeys(g *globalOptions, pubkey string) ([]minisign.PublicKey, error) {
+	keys, err := verifier.LoadTrustedKeys(g.Root(), pubkey)
+	if err != nil && pubkey == "" {
+		if rerr := store.CheckRoot(g.Root()); rerr != nil {
+			return nil, fmt.Errorf("no --pubkey, and no trusted keys: %w", rerr)
+		}
+	}
+	return keys, err
 }
 
 func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	root := g.Root()
-	keys, err := verifier.LoadTrustedKeys(root, o.pubkey)
+	keys, err := trustedKeys(g, o.pubkey)
 	if err != nil {
-		return reportChange(g, store.ActionApply, nil, err)
+		return reportChange(ctx, g, store.ActionApply, nil, err)
 	}
 	if o.pkg, err = resolvePackage(ctx, g, o.pkg); err != nil {
-		return reportChange(g, store.ActionApply, nil, err)
+		return reportChange(ctx, g, store.ActionApply, nil, err)
 	}
 	if _, err := os.Stat(o.pkg); err != nil {
-		return reportChange(g, store.ActionApply, nil, fmt.Errorf("package: %w", err))
+		return reportChange(ctx, g, store.ActionApply, nil, fmt.Errorf("package: %w", err))
 	}
 	open := func(ctx context.Context, stageDir string) (*store.Staged, error) {
 		op, err := archive.Open(ctx, o.pkg, archive.OpenOptions{Keys: keys, StageDir: stageDir})
@@ -143,7 +174,7 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	res, plan, err := s.Apply(ctx, open, o.dryRun)
 	if o.dryRun {
 		if plan == nil {
-			return reportChange(g, store.ActionApply, nil, err)
+			return reportChange(ctx, g, store.ActionApply, nil, err)
 		}
 		return reportPlan(g, plan, err)
 	}
@@ -152,7 +183,7 @@ func runApply(ctx context.Context, g *globalOptions, o *applyOptions) error {
 	} else if res != nil && len(res.TrustedKeys) > 0 && !g.json {
 		fmt.Fprintf(g.stdout, "Trusting %s for later packages (%s).\n", o.pubkey, root.Trusted())
 	}
-	return reportChange(g, store.ActionApply, res, err)
+	return reportChange(ctx, g, store.ActionApply, res, err)
 }
 
 func writeJSON(w io.Writer, v any) error {

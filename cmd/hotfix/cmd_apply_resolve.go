@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 
+	"relayfix/packages/store"
 	"relayfix/repository"
 )
 
@@ -20,6 +21,9 @@ var packageID = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
 func resolvePackage(ctx context.Context, g *globalOptions, arg string) (string, error) {
 	if _, err := os.Stat(arg); err == nil || !packageID.MatchString(arg) {
 		return arg, nil
+	}
+	if err := store.CheckRoot(g.Root()); err != nil {
+		return "", fmt.Errorf("package %s: not a file, and no sources to fetch it from: %w", arg, err)
 	}
 	path, err := (&repository.Client{Root: g.Root()}).Fetch(ctx, arg)
 	if err != nil {

@@ -37,6 +37,9 @@ last, summary, fixed_by and advice).`,
 }
 
 func runCheck(ctx context.Context, g *globalOptions, now time.Time) error {
+	if _, err := readRoot(g); err != nil {
+		return err
+	}
 	rep, err := repository.Check(ctx, &repository.Client{Root: g.Root()})
 	if err != nil {
 		return err

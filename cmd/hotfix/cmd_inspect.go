@@ -34,7 +34,7 @@ inspect needs no key. It says whether the manifest's signature verifies with the
 (--pubkey, else ROOT/hotfix/trusted/*.pub) when there are any; it does not check the payload
 (hotfix verify does).`,
 		Example: `  hotfix inspect dist/KB910618.hfx
-  hotfix inspect dist/KB910618.hfx --pubkey dist/relayfix.pub --json`,
+  hotfix inspect dist/KB910618.hfx --pubkey dist/demo.pub --json`,
 		Args: exactArgs(1, "PKG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.pkg = args[0]
@@ -62,7 +62,7 @@ func runInspect(ctx context.Context, g *globalOptions, o *inspectOptions) error 
 		return fmt.Errorf("package %s: %w", o.pkg, p.ParseErr)
 	}
 	var sig signatureStatus
-	if keys, err := verifier.LoadTrustedKeys(g.Root(), o.pubkey); err != nil {
+	if keys, err := trustedKeys(g, o.pubkey); err != nil {
 		sig.Detail = "not checked: " + err.Error()
 	} else if id, comment, err := p.Verify(keys); err != nil {
 		sig.Detail = err.Error()

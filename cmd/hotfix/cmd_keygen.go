@@ -31,8 +31,8 @@ a secret key under a password, create it with 'minisign -G' instead; hotfix pack
 password of an encrypted key from $` + envKeyPassword + `.
 
 A root trusts the public keys in ROOT/hotfix/trusted/*.pub.`,
-		Example: `  hotfix keygen -o dist/relayfix
-  install -D -m 0644 dist/relayfix.pub /var/lib/relayfix/hotfix/trusted/relayfix.pub`,
+		Example: `  hotfix keygen -o dist/demo
+  install -D -m 0644 dist/demo.pub /var/lib/relayfix/hotfix/trusted/demo.pub`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.out == "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"relayfix/internal/exitcode"
+	"relayfix/internal/humantime"
 	"relayfix/internal/progress"
 	"relayfix/internal/safefile"
 	"relayfix/internal/tableprint"
@@ -49,7 +50,7 @@ and pack the signed manifest with --signature:
   hotfix pack --manifest M.json --signature M.json.minisig --file bin/msgtrack=build/msgtrack -o P.hfx
 
 An encrypted secret key is decrypted with the password in $` + envKeyPassword + `.`,
-		Example: `  hotfix pack --manifest kb910618.json --key dist/relayfix.key \
+		Example: `  hotfix pack --manifest kb910618.json --key dist/demo.key \
       --file bin/msgtrack=bin/kb910618/msgtrack --date 2006-02-14T03:36:00Z -o dist/KB910618.hfx`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -181,11 +182,10 @@ func fileTableColumns() []string {
 }
 
 // printFileTable prints the file rows in the KB's columns, in UTC: sizes grouped by thousands
-// (99,040), dates like 14-Feb-2006 and times like 03:36.
+// (99,040), dates like 14-Feb-2006 and times like 03:36 UTC.
 func printFileTable(w io.Writer, t *tableprint.Table, files []manifest.File) error {
 	for _, f := range files {
-		d := f.Date.UTC()
-		t.Append(f.Name, f.Version.String(), groupThousands(f.Size), d.Format("02-Jan-2006"), d.Format("15:04"), f.Platform)
+		t.Append(f.Name, f.Version.String(), groupThousands(f.Size), humantime.Date(f.Date, time.UTC), humantime.Clock(f.Date, time.UTC), f.Platform)
 	}
 	return t.Render()
 }

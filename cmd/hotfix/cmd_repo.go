@@ -11,7 +11,6 @@ import (
 	"relayfix/internal/exitcode"
 	"relayfix/internal/tableprint"
 	"relayfix/repository"
-	"relayfix/verifier"
 )
 
 type repoOptions struct {
@@ -105,7 +104,7 @@ func keysFlag(cmd *cobra.Command, o *repoOptions) {
 }
 
 func runRepoAdd(ctx context.Context, g *globalOptions, o *repoOptions) error {
-	keys, err := verifier.LoadTrustedKeys(g.Root(), o.pubkey)
+	keys, err := trustedKeys(g, o.pubkey)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/tableprint"
+	"relayfix/packages/store"
 	"relayfix/repository"
 )
 
@@ -49,11 +50,13 @@ func newCmdSourceAdd(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.trust, "trust", "", "the repository's root metadata (root.json), obtained out of band (required)")
-	cmd.MarkFlagRequired("trust")
 	return cmd
 }
 
 func runSourceAdd(g *globalOptions, o *sourceOptions) error {
+	if o.trust == "" {
+		return exitcode.Usagef("source add: --trust FILE is required: the repository's root metadata, obtained out of band")
+	}
 	trust, err := os.ReadFile(o.trust)
 	if err != nil {
 		return fmt.Errorf("trusted root: %w", err)
@@ -78,6 +81,9 @@ func newCmdSourceList(g *globalOptions) *cobra.Command {
 }
 
 func runSourceList(g *globalOptions) error {
+	if err := store.CheckRoot(g.Root()); err != nil {
+		return err
+	}
 	srcs, err := repository.Sources{Root: g.Root()}.List()
 	if err != nil {
 		return err
@@ -109,6 +115,9 @@ func newCmdSourceRemove(g *globalOptions) *cobra.Command {
 }
 
 func runSourceRemove(g *globalOptions, o *sourceOptions) error {
+	if err := store.CheckRoot(g.Root()); err != nil {
+		return err
+	}
 	if err := (repository.Sources{Root: g.Root()}).Remove(o.url); err != nil {
 		return err
 	}

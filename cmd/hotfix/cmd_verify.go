@@ -35,8 +35,9 @@ The signature must verify with a trusted key: the --pubkey files, or else every 
 public key in ROOT/hotfix/trusted/*.pub.
 
 verify without PKG checks the files installed in the root against the installed-files
-database instead.`,
-		Example: `  hotfix verify dist/KB910618.hfx --pubkey dist/relayfix.pub
+database instead. With --json it prints one object: "root", "ok", "files" (each file's
+checks) and, when a file drifted, "error".`,
+		Example: `  hotfix verify dist/KB910618.hfx --pubkey dist/demo.pub
   hotfix verify dist/KB910618.hfx --root /var/lib/relayfix --json
   hotfix verify --root /var/lib/relayfix`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -69,7 +70,7 @@ type verifyResult struct {
 }
 
 func runVerifyPackage(ctx context.Context, g *globalOptions, o *verifyOptions) error {
-	keys, err := verifier.LoadTrustedKeys(g.Root(), o.pubkey)
+	keys, err := trustedKeys(g, o.pubkey)
 	if err != nil {
 		return err
 	}

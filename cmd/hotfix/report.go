@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"relayfix/internal/exitcode"
+	"relayfix/packages/installdb"
 	"relayfix/packages/store"
 )
 
@@ -16,6 +18,10 @@ type changeReport struct {
 	Changed bool   `json:"changed"`
 	Message string `json:"message,omitempty"`
 	Error   string `json:"error,omitempty"` // hides Result.Error: the whole message, with what was done about it
+	// RestartPending lists the components that still run another build than the one now
+	// installed (relayd, which no transaction restarts yet): the change is on disk and takes
+	// effect when they restart.
+	RestartPending []installdb.Stale `json:"restart_pending,omitempty"`
 }
 
 // planReport is what apply --dry-run --json prints: the plan, and whether applying it would
@@ -32,7 +38,7 @@ func upToDate(id string) string { return id + " is already installed; nothing to
 
 // reportChange prints the outcome of apply or rollback: JSON (always, even for an error that
 // left no result) or, on success, the text summary. It returns err for the exit code.
-func reportChange(g *globalOptions, action string, res *store.Result, err error) error {
+func reportChange(ctx context.Context, g *globalOptions, action string, res *store.Result, err error) error {
 	if id, ok := store.AlreadyInstalled(err); ok {
 		if g.json {
 			return writeJSON(g.stdout, changeReport{Result: &store.Result{Action: action, Package: id,
@@ -41,8 +47,15 @@ func reportChange(g *globalOptions, action string, res *store.Result, err error)
 		fmt.Fprintf(g.stdout, "%s.\n", upToDate(id))
 		return nil
 	}
+	var stale []installdb.Stale
+	if res != nil && res.State == store.StateCommitted {
+		var perr error
+		if stale, perr = restartPending(ctx, g.Root()); perr != nil {
+			fmt.Fprintf(g.stderr, "hotfix: warning: %v\n", perr)
+		}
+	}
 	if g.json {
-		rep := changeReport{Result: res, Changed: res != nil && res.State == store.StateCommitted}
+		rep := changeReport{Result: res, Changed: res != nil && res.State == store.StateCommitted, RestartPending: stale}
 		if err != nil {
 			rep.Error = err.Error()
 		}
@@ -53,6 +66,12 @@ func reportChange(g *globalOptions, action string, res *store.Result, err error)
 	}
 	if res != nil && err == nil {
 		printResult(g.stdout, res)
+		for _, s := range stale {
+			fmt.Fprintf(g.stdout, "  %s\n", s)
+		}
+		if len(stale) > 0 {
+			fmt.Fprintf(g.stdout, "The files are installed, but %s still runs the previous build until it restarts.\n", stale[0].Name)
+		}
 	}
 	return err
 }

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/layout"
+	"relayfix/internal/stamp"
 )
 
 // globalOptions are the flags every command shares.
@@ -26,13 +28,38 @@ type globalOptions struct {
 func (g *globalOptions) Root() layout.Root { return layout.FromEnv(g.root) }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
+	out := &printedWriter{Writer: stdout}
+	g := &globalOptions{stdin: stdin, stdout: out, stderr: stderr}
 	cmd := newRootCmd(g)
 	cmd.SetArgs(args)
 	cmd.SetIn(stdin)
-	cmd.SetOut(stdout)
+	cmd.SetOut(out)
 	cmd.SetErr(stderr)
-	return exitcode.Of(cmd.ExecuteContext(ctx), "hotfix", stderr)
+	ran, err := cmd.ExecuteContextC(ctx)
+	if err != nil && g.json && !out.printed {
+		// One shape for every failure under --json: an object with "error", as apply and
+		// rollback print along with their result.
+		writeJSON(stdout, struct {
+			Error string `json:"error"`
+		}{err.Error()})
+	}
+	command := "hotfix"
+	if ran != nil {
+		command = ran.CommandPath()
+	}
+	return exitcode.OfCommand(err, "hotfix", command, stderr)
+}
+
+// printedWriter remembers whether a command printed anything, so that run knows whether a
+// failed --json command already printed its object.
+type printedWriter struct {
+	io.Writer
+	printed bool
+}
+
+func (p *printedWriter) Write(b []byte) (int, error) {
+	p.printed = p.printed || len(b) > 0
+	return p.Writer.Write(b)
 }
 
 func newRootCmd(g *globalOptions) *cobra.Command {
@@ -45,13 +72,19 @@ file versions, and rolls components back.
 
 The install root is --root, else $` + layout.EnvRoot + `, else ` + layout.DefaultRoot + `.
 
+With --json every command prints one JSON value on stdout; when it fails, that is an object
+with an "error" field (apply and rollback add their result and "changed" to it). Empty
+lists are printed as [].
+
 Exit status:
   0  success
-  1  something failed or did not verify (the error says what, and for which file)
-  2  the command line was wrong`,
+  1  something failed or did not verify, or the file system or environment is not as
+     needed (the error says what, and for which file)
+  2  the command line was wrong (the error points to that command's --help)`,
 		Example: `  hotfix apply dist/KB910618.hfx --root /var/lib/relayfix
   hotfix list --root /var/lib/relayfix
   hotfix rollback msgtrack --root /var/lib/relayfix`,
+		Version:       stamp.Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -99,6 +132,22 @@ func exactArgs(n int, what ...string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// Bounds of --health-timeout. Below a second no restarted build can report itself healthy, so
+// the transaction could only fail, and the undo, which restarts the old build, would fail for
+// the same reason; above an hour something else is wrong.
+const (
+	minHealthTimeout = time.Second
+	maxHealthTimeout = time.Hour
+)
+
+// checkHealthTimeout refuses a --health-timeout outside its bounds rather than replacing it.
+func checkHealthTimeout(d time.Duration) error {
+	if d < minHealthTimeout || d > maxHealthTimeout {
+		return exitcode.Usagef("--health-timeout %s: must be from %s to %s", d, minHealthTimeout, maxHealthTimeout)
+	}
+	return nil
 }
 
 // pubkeyFlag adds --pubkey, which names the keys a package's signature must verify with instead

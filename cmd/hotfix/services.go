@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"relayfix/internal/layout"
+	"relayfix/packages/installdb"
 	"relayfix/packages/store"
 	"relayfix/relay/control"
 )
@@ -28,6 +31,33 @@ func (r relayServices) Restart(ctx context.Context, name string) (*store.Compone
 	}
 	c := component(*cs)
 	return &c, serviceErr(err)
+}
+
+// restartPending asks the relay running on root what it runs and returns the components whose
+// running build is not the installed file. A relay that does not answer has nothing pending:
+// it starts every component on the installed build.
+// A relay this user may not ask is an error: whether a restart is pending is then unknown.
+func restartPending(ctx context.Context, root layout.Root) ([]installdb.Stale, error) {
+	db, err := installdb.Load(root)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := control.Client{Path: root.ControlSocket()}.Status(ctx)
+	if errors.Is(err, control.ErrNotRunning) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot tell whether a restart is pending: %w", err)
+	}
+	running := []installdb.Running{{Name: "relayd", Version: st.Version}}
+	for _, c := range st.Components {
+		if c.Enabled {
+			running = append(running, installdb.Running{Name: c.Name, Binary: c.Binary, Version: c.Version})
+		}
+	}
+	return db.RestartPending(root, running), nil
 }
 
 // component converts the control socket's component status to the store's.

@@ -15,6 +15,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime/debug"
 
@@ -28,6 +29,11 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		// Asked by a person or a script, not by the relay: no plugin handshake.
+		fmt.Println("msgtrack version " + stamp.Version())
+		return
+	}
 	// The plugin's heap is a few batches; collecting it less often saves CPU that the relay
 	// beside it can use.
 	debug.SetGCPercent(400)

@@ -40,6 +40,7 @@ type daemonOptions struct {
 	tlsCert, tlsKey           string
 	logLevel                  string
 	pprof                     string
+	metricsListen             string
 }
 
 func (d *daemonOptions) addFlags(cmd *cobra.Command) {
@@ -63,6 +64,7 @@ func (d *daemonOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&d.tlsCert, "tls-cert", "", "PEM certificate for STARTTLS (with --tls-key)")
 	f.StringVar(&d.tlsKey, "tls-key", "", "PEM private key for STARTTLS")
 	f.StringVar(&d.logLevel, "log-level", "info", "log level: debug (one line per SMTP session), info, warn, error")
+	f.StringVar(&d.metricsListen, "metrics-listen", "", "serve /metrics (Prometheus), a read-only status page (/) and /healthz on this address, e.g. 127.0.0.1:9465 (a bare :PORT binds loopback; default off)")
 	f.StringVar(&d.pprof, "pprof", "", "serve net/http/pprof on this loopback address")
 	f.MarkHidden("pprof")
 }
@@ -96,6 +98,11 @@ func (d *daemonOptions) config(flags *pflag.FlagSet) (relay.Config, error) {
 	if s.err != nil {
 		return relay.Config{}, s.err
 	}
+	if d.metricsListen != "" {
+		if _, err := relay.MetricsAddress(d.metricsListen); err != nil {
+			return relay.Config{}, exitcode.Usagef("--metrics-listen: %v", err)
+		}
+	}
 	if (d.tlsCert == "") != (d.tlsKey == "") {
 		return relay.Config{}, exitcode.Usagef("--tls-cert and --tls-key go together")
 	}
@@ -119,6 +126,7 @@ func (d *daemonOptions) config(flags *pflag.FlagSet) (relay.Config, error) {
 		RetryMax:           d.retryMax,
 		DeliveryTimeout:    d.deliveryTimeout,
 		DrainTimeout:       d.drainTimeout,
+		MetricsListen:      d.metricsListen,
 	}, nil
 }
 

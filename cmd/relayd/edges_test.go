@@ -324,7 +324,7 @@ func TestCtlPermissionDeniedNamesTheOwner(t *testing.T) {
 	cmd := exec.Command(bin, "ctl", "status", "--root", string(root))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, _ := cmd.CombinedOutput()
-	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "permission denied: it belongs to root (uid 0)") ||
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "permission denied: it belongs to root; run this as root") ||
 		strings.Contains(string(out), "not running") {
 		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
 	}

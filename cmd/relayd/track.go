@@ -35,7 +35,15 @@ type trackingOptions struct {
 	escalateWindow  time.Duration
 	escalateProgram string
 	hotfix          string
+	retain          time.Duration
 }
+
+// DefaultTrackRetain is how long tracking logs are kept: 30 days, as Exchange kept its message
+// tracking logs.
+const DefaultTrackRetain = 30 * 24 * time.Hour
+
+// retainEvery is how often relayd looks for tracking logs past the retention window.
+const retainEvery = time.Hour
 
 // addTracking gives the daemon its tracking flags, wires the tracking host into the relay, and
 // adds the `track` search command.
@@ -53,6 +61,7 @@ func addTracking(cmd *cobra.Command, o *rootOptions) {
 	f.DurationVar(&t.escalateWindow, "track-escalate-window", time.Duration(def.Escalation.WindowMS)*time.Millisecond, "window in which tracking crashes are counted")
 	f.StringVar(&t.escalateProgram, "track-escalate-program", "", "program run by --track-escalate=run; the failure is described in RELAYFIX_* variables")
 	f.StringVar(&t.hotfix, "track-hotfix", "", "hotfix binary run by --track-escalate=rollback (default ROOT/bin/hotfix; relayd refuses to start when it is missing: copy hotfix there or name it here)")
+	f.DurationVar(&t.retain, "track-retain", DefaultTrackRetain, "keep tracking logs this long: relayd removes older day files at start and hourly (0 keeps them all)")
 	o.wiring = append(o.wiring, t.wire)
 	o.checks = append(o.checks, func(flags *pflag.FlagSet) error { return t.check(flags, o.Root()) })
 	cmd.AddCommand(newCmdTrack(o))
@@ -66,6 +75,9 @@ func (t *trackingOptions) check(flags *pflag.FlagSet, root layout.Root) error {
 	s.notBelow("track-restart-max", t.restartMax, "track-restart-delay", t.restartInitial)
 	s.atLeast("track-escalate-after", int64(t.escalateAfter), 1)
 	s.positive("track-escalate-window", t.escalateWindow)
+	if t.retain < 0 {
+		s.fail("track-retain", "must not be negative, not %s", t.retain)
+	}
 	if s.err != nil {
 		return s.err
 	}
@@ -112,8 +124,16 @@ func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Rel
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- h.Run(hctx) }()
+	// relayd, not the plugin, prunes the logs: it runs all the time, while the plugin may be
+	// switched off, crash-looping, or an older build that knows nothing of retention.
+	retained := make(chan struct{})
+	go func() {
+		defer close(retained)
+		tracklog.Retain(hctx, o.Root().TrackingLog(), t.retain, retainEvery, slog.New(slog.NewTextHandler(o.stderr, nil)))
+	}()
 	return func() {
 		cancel()
+		<-retained
 		if err := <-done; err != nil {
 			fmt.Fprintf(o.stderr, "relayd: tracking: %v\n", err)
 		}
@@ -128,23 +148,32 @@ func installedSum(root layout.Root) trackhost.ExpectedSumFunc {
 
 // trackOptions are the flags of `relayd track`.
 type trackOptions struct {
-	root *rootOptions
-	q    tracklog.Query
+	root         *rootOptions
+	q            tracklog.Query
+	since, until string
+	now          func() time.Time
 }
 
 func newCmdTrack(o *rootOptions) *cobra.Command {
-	opts := &trackOptions{root: o}
+	opts := &trackOptions{root: o, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "track (--message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID)",
+		Use:   "track (--message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID | --since TIME | --until TIME)",
 		Short: "Show a message's history from the tracking logs",
 		Long: `track reads the message tracking logs in ROOT/log/tracking directly (no running relay is
 needed) and prints every record that matches, in the order the events happened: received
 (1019), queued for remote delivery (1020), delivered (1031), deferred (1032), failed (1033),
 non-delivery report (1030), expired (1034). Several selectors must all match. Times are UTC.
 
+--since and --until bound the events' times (since inclusive, until exclusive; a bare date
+for --until includes that day) and track then reads only the day files that can hold them:
+the files of those days, and one day after --until for records the plugin wrote late.
+--limit keeps the first N records.
+
 Exits 1 when no record matches.`,
 		Example: `  relayd track --root /var/lib/relayfix --message-id '<1234@example.com>'
-  relayd track --sender alice@example.com --json`,
+  relayd track --sender alice@example.com --json
+  relayd track --since 2026-11-29 --until 2026-11-30 --recipient bob@example.com
+  relayd track --since 2h --limit 50`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runTrack(opts) },
 	}
@@ -153,6 +182,9 @@ Exits 1 when no record matches.`,
 	f.StringVar(&opts.q.Sender, "sender", "", "envelope sender address")
 	f.StringVar(&opts.q.Recipient, "recipient", "", "recipient address")
 	f.StringVar(&opts.q.QueueID, "queue-id", "", "the relay's queue id")
+	f.StringVar(&opts.since, "since", "", "only events at or after TIME: RFC 3339, YYYY-MM-DD, \"YYYY-MM-DD hh:mm\" (UTC) or a duration ago (36h)")
+	f.StringVar(&opts.until, "until", "", "only events before TIME (a bare date includes that day)")
+	f.IntVar(&opts.q.Limit, "limit", 0, "print at most N records, the earliest first (0: all)")
 	f.BoolVar(&o.json, "json", false, "print the records as a JSON array")
 	return cmd
 }
@@ -161,8 +193,23 @@ Exits 1 when no record matches.`,
 var errNoRecords = errors.New("no tracking records match")
 
 func runTrack(opts *trackOptions) error {
+	now := opts.now()
+	var err error
+	if opts.since != "" {
+		if opts.q.Since, err = tracklog.ParseBound(opts.since, now, false); err != nil {
+			return exitcode.Usagef("track: --since: %v", err)
+		}
+	}
+	if opts.until != "" {
+		if opts.q.Until, err = tracklog.ParseBound(opts.until, now, true); err != nil {
+			return exitcode.Usagef("track: --until: %v", err)
+		}
+	}
+	if opts.q.Limit < 0 {
+		return exitcode.Usagef("track: --limit %d: must not be negative", opts.q.Limit)
+	}
 	if opts.q.Empty() {
-		return exitcode.Usagef("track: give --message-id, --sender, --recipient or --queue-id")
+		return exitcode.Usagef("track: give --message-id, --sender, --recipient, --queue-id, --since or --until")
 	}
 	recs, err := tracklog.Search(opts.root.Root().TrackingLog(), opts.q)
 	if err != nil {

@@ -35,10 +35,12 @@ func (e *SilentError) Unwrap() error { return e.Err }
 
 // Of returns the exit code for err and prints err on stderr as "prog: err" (unless it is a
 // SilentError), with a pointer to --help after a usage error.
-func Of(err error, prog string, stderr io.Writer) int { return OfCommand(err, prog, prog, stderr) }
+func Of(err error, prog string, stderr io.Writer) int {
+	return OfCommand(err, prog, prog, stderr)
+}
 
-// OfCommand is Of for an error of the subcommand command (its full path, "relayd ctl queue"):
-// a usage error points to that subcommand's help.
+// OfCommand is Of for a program with subcommands: a usage error points to the help of command,
+// the subcommand whose line was wrong ("hotfix apply"), rather than to the program's.
 func OfCommand(err error, prog, command string, stderr io.Writer) int {
 	if err == nil {
 		return OK

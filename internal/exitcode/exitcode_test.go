@@ -7,6 +7,16 @@ import (
 	"testing"
 )
 
+func TestOfCommandPointsToTheSubcommandsHelp(t *testing.T) {
+	var b bytes.Buffer
+	if got := OfCommand(Usagef("apply needs 1 argument(s)"), "hotfix", "hotfix apply", &b); got != Usage {
+		t.Errorf("code %d, want %d", got, Usage)
+	}
+	if want := "hotfix: apply needs 1 argument(s)\nRun 'hotfix apply --help' for usage.\n"; b.String() != want {
+		t.Errorf("stderr %q, want %q", b.String(), want)
+	}
+}
+
 func TestOf(t *testing.T) {
 	tests := []struct {
 		name   string

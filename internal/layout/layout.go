@@ -53,4 +53,5 @@ func (r Root) Journal() string        { return r.Join("hotfix/journal.json") }
 func (r Root) Lock() string           { return r.Join("hotfix/lock") }
 func (r Root) Backups() string        { return r.Join("hotfix/backup") }
 func (r Root) Staging() string        { return r.Join("hotfix/staging") }
+func (r Root) Sources() string        { return r.Join("hotfix/sources") }
 func (r Root) Trusted() string        { return r.Join("hotfix/trusted") }

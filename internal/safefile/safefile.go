@@ -147,3 +147,25 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// MkdirAll creates dir and any missing parents, as os.MkdirAll does, and fsyncs the parent of
+// each directory it creates, so that the new directories survive a power loss: without that a
+// file synced inside a new directory can vanish with the directory's own name.
+func MkdirAll(dir string, perm os.FileMode) error {
+	dir = filepath.Clean(dir)
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("mkdir %s: not a directory", dir)
+		}
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("mkdir %s: %w", dir, err)
+	}
+	return SyncDir(filepath.Dir(dir))
+}

@@ -37,3 +37,16 @@ func (f File) ComponentName() string {
 	}
 	return f.Name
 }
+
+// Services a manifest may ask to restart: the components the relay supervises and restarts
+// through its control socket. A name outside this set would be accepted by nobody: the package
+// would install, the running build would stay the old one, and every check would pass.
+const (
+	ServiceTracking = "tracking" // the message-tracking plugin, bin/msgtrack
+)
+
+// KnownServices returns the services a manifest may name, in order. Adding a service the relay
+// can restart is one line here.
+func KnownServices() []string {
+	return []string{ServiceTracking}
+}

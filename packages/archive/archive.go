@@ -328,9 +328,16 @@ func verifySignature(mb, sig []byte, keys []minisign.PublicKey) (uint64, string,
 }
 
 // readHead reads one of the two entries that must open the archive, in order.
+// ErrNotPackage is returned for a file that is not a package at all, such as a public key or
+// a manifest given where the .hfx file belongs.
+var ErrNotPackage = errors.New("not a relayfix package (not a zstd-compressed archive)")
+
 func readHead(tr *tar.Reader, name string, limit int64) ([]byte, error) {
 	hdr, err := tr.Next()
 	if err != nil {
+		if errors.Is(err, zstd.ErrMagicMismatch) {
+			return nil, ErrNotPackage
+		}
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}

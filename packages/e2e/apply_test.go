@@ -52,18 +52,9 @@ func TestApplyListRollbackWithoutRelay(t *testing.T) {
 	checkConsistent(t, root)
 
 	out = mustHotfix(t, root, "list", "--utc")
-	if !strings.Contains(out, "File name\tFile version\tFile size\tDate (UTC)\tTime (UTC)\tPlatform\tPackage") ||
-		!strings.Contains(out, "msgtrack\t6.5.7651.45\t") || !strings.Contains(out, "\t14-Feb-2006\t03:36\t") {
+	if !strings.Contains(out, "File name\tFile version\tFile size\tDate\tTime\tPlatform\tPackage") ||
+		!strings.Contains(out, "msgtrack\t6.5.7651.45\t") || !strings.Contains(out, "\t14-Feb-2006\t03:36 UTC\t") {
 		t.Errorf("list --utc:\n%s", out)
-	}
-	berlin, err := time.LoadLocation("Europe/Berlin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	zone, _ := time.Now().In(berlin).Zone() // the header names the zone in force now
-	r = hotfix(t, root, []string{"TZ=Europe/Berlin"}, "list")
-	if r.code != 0 || !strings.Contains(r.stdout, "Date ("+zone+")\tTime ("+zone+")") || !strings.Contains(r.stdout, "\t14-Feb-2006\t04:36\t") {
-		t.Errorf("list in CET:\n%s%s", r.stdout, r.stderr)
 	}
 
 	r = hotfix(t, root, nil, "apply", e.kb)
@@ -92,7 +83,8 @@ func TestApplyListRollbackWithoutRelay(t *testing.T) {
 	for _, h := range hist {
 		got = append(got, h.Action+" "+h.Package+" "+h.Result)
 	}
-	want := []string{"apply KB910618 failed", "apply SP2 committed", "apply KB910618 committed", "rollback msgtrack committed"}
+	// The hotfix refused on the bare root left no history: it created nothing at all.
+	want := []string{"apply SP2 committed", "apply KB910618 committed", "rollback msgtrack committed"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Errorf("history:\n got %q\nwant %q", got, want)
 	}
@@ -145,9 +137,16 @@ func TestVerifyRootNamesDrift(t *testing.T) {
 	if !strings.Contains(r.stderr, "2 of 2 installed files drifted") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
-	var checks []store.FileCheck
+	var rep struct {
+		OK    bool
+		Files []store.FileCheck
+		Error string
+	}
 	r = hotfix(t, root, nil, "verify", "--json")
-	if err := json.Unmarshal([]byte(r.stdout), &checks); err != nil || r.code != 1 || len(checks) != 2 || checks[0].OK || len(checks[1].Drift) < 2 {
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 1 || rep.OK || rep.Error == "" {
+		t.Errorf("verify --root --json: exit %d %v\n%s", r.code, err, r.stdout)
+	}
+	if checks := rep.Files; len(checks) != 2 || checks[0].OK || len(checks[1].Drift) < 2 {
 		t.Errorf("verify --root --json: exit %d %v\n%s", r.code, err, r.stdout)
 	}
 }

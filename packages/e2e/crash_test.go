@@ -18,13 +18,13 @@ type crashCase struct {
 	step    string
 	finish  bool // recovery finishes (the new build was seen healthy) rather than undoes
 	over    bool // the transaction was over when killed: recovery has nothing to do
-	recover bool // the next command is 'hotfix recover' rather than 'hotfix list'
+	recover bool // recover runs at once, rather than after a 'hotfix list' that must change nothing
 }
 
 // crashCases are the kill points of a transaction that changes the given number of files, taken
-// from the store (store.Steps) so that a step added there is killed here too. The next command
-// after a kill alternates between 'hotfix recover' and 'hotfix list', so that both see steps
-// that are finished and steps that are undone. keep picks the steps: forward ones (with or
+// from the store (store.Steps) so that a step added there is killed here too. After every
+// other kill 'hotfix list' looks first and must change nothing, so that the read-only path sees
+// steps that are finished and steps that are undone; then 'hotfix recover' runs. keep picks the steps: forward ones (with or
 // without the one that needs a running relay) or the way back.
 func crashCases(files int, keep func(store.Step) bool) []crashCase {
 	var out []crashCase
@@ -49,6 +49,17 @@ func crashAndRecover(t testing.TB, root layout.Root, c crashCase, args ...string
 		t.Fatalf("hotfix %v with RELAYFIX_CRASH_AT=%s was not killed: exit %d\n%s%s", args, c.step, r.code, r.stdout, r.stderr)
 	}
 	if !c.recover {
+		// A read-only command looks first: it must say what happened and change nothing.
+		before := snapshot(t, root)
+		lr := hotfix(t, root, nil, "list")
+		if lr.code != 0 {
+			t.Errorf("list after a kill at %s: exit %d\n%s", c.step, lr.code, lr.stderr)
+		}
+		if !c.over && !strings.Contains(lr.stderr, "hotfix recover") {
+			t.Errorf("list after a kill at %s does not name 'hotfix recover': %q", c.step, lr.stderr)
+		}
+		sameFiles(t, "list after a kill at "+c.step, before, snapshot(t, root))
+		mustHotfix(t, root, "recover")
 		return nil
 	}
 	var rep store.RecoverReport

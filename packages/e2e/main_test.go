@@ -30,6 +30,7 @@ type env struct {
 	dir     string
 	hotfix  string // the hotfix binary
 	relayd  string
+	track   string // the fixed msgtrack build
 	pub     string // demo public key file
 	sp2     string // SP2.hfx
 	kb      string // KB910618.hfx
@@ -78,7 +79,7 @@ func setup(dir string) error {
 	if err != nil {
 		return err
 	}
-	e.hotfix, e.relayd = bins.Hotfix, bins.Relayd
+	e.hotfix, e.relayd, e.track = bins.Hotfix, bins.Relayd, bins.TrackFixed
 	track1, track2, bad := bins.TrackPrefix, bins.TrackFixed, bins.TrackBroken
 
 	pub, priv, err := minisign.GenerateKey(rand.Reader)
@@ -172,7 +173,7 @@ type listed struct {
 	Size                                                 int64
 }
 
-// versionOf runs `hotfix list --json` (which recovers first) and returns msgtrack's version, the
+// versionOf runs `hotfix list --json` (which only reads) and returns msgtrack's version, the
 // way the acceptance check finds it: in the object one of whose values contains "msgtrack".
 func versionOf(t testing.TB, root layout.Root, name string) string {
 	t.Helper()

@@ -56,6 +56,16 @@ type InstalledPackage struct {
 	TxID       string      `json:"tx"`
 	Services   []string    `json:"services,omitempty"`   // what must restart when its files change
 	Supersedes []string    `json:"supersedes,omitempty"` // hotfixes it replaced
+	// Replaced is, for a service pack applied on top of another, the product level it replaced:
+	// what rolling the service pack back restores.
+	Replaced *Level `json:"replaced,omitempty"`
+}
+
+// Level is a product level: what product.json says apart from the package list.
+type Level struct {
+	Name        string `json:"name"`
+	Version     string `json:"version"`
+	ServicePack int    `json:"service_pack"`
 }
 
 // DB is the installed-files database, ROOT/hotfix/installed.json.

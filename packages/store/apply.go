@@ -22,6 +22,9 @@ func (s *Store) Apply(ctx context.Context, open OpenFunc, dryRun bool) (*Result,
 	if dryRun {
 		return s.dryRun(ctx, open)
 	}
+	if err := s.checkNewRoot(ctx, open); err != nil {
+		return nil, nil, err
+	}
 	lock, err := AcquireLock(s.Root)
 	if err != nil {
 		return nil, nil, err
@@ -78,6 +81,29 @@ func (s *Store) Apply(ctx context.Context, open OpenFunc, dryRun bool) (*Result,
 		}
 	}
 	return res, nil, err
+}
+
+// checkNewRoot refuses, before anything is written, a package that cannot create the root it
+// is applied to: on a directory that is not yet an install root only a service pack that
+// applies to a bare root goes on.
+func (s *Store) checkNewRoot(ctx context.Context, open OpenFunc) error {
+	err := CheckRoot(s.Root)
+	var nr *NotRootError
+	if !errors.As(err, &nr) {
+		return err
+	}
+	staged, err := open(ctx, "")
+	if err != nil {
+		return err
+	}
+	err = checkApplicable(staged.Manifest, nil, &installdb.DB{})
+	if staged.Manifest.Kind != manifest.KindServicePack {
+		if err == nil {
+			err = fmt.Errorf("%s is a hotfix: apply a service pack first", staged.Manifest.ID)
+		}
+		return fmt.Errorf("%w: %w", nr, err)
+	}
+	return err
 }
 
 // dryRun verifies the package without staging it and reports what Apply would do. It takes no
@@ -160,8 +186,12 @@ func (s *Store) planApply(id string, start time.Time, m *manifest.Manifest, stag
 		j.Files = append(j.Files, tf)
 	}
 	newDB.Packages = slices.DeleteFunc(newDB.Packages, func(p installdb.InstalledPackage) bool { return p.ID == m.ID })
-	newDB.Packages = append(newDB.Packages, installdb.InstalledPackage{ID: m.ID, Title: m.Title, Kind: m.Kind, Released: m.Released,
-		Installed: start, TxID: id, Services: m.Restart.Services, Supersedes: m.Supersedes})
+	rec := installdb.InstalledPackage{ID: m.ID, Title: m.Title, Kind: m.Kind, Released: m.Released,
+		Installed: start, TxID: id, Services: m.Restart.Services, Supersedes: m.Supersedes}
+	if m.Kind == manifest.KindServicePack && prod != nil {
+		rec.Replaced = &installdb.Level{Name: prod.Name, Version: prod.Version, ServicePack: prod.ServicePack}
+	}
+	newDB.Packages = append(newDB.Packages, rec)
 	newProd := &installdb.Product{}
 	if prod != nil {
 		*newProd = *prod

@@ -52,7 +52,7 @@ func copyDurable(src, dst string, mode fs.FileMode, mtime time.Time) (string, er
 		return "", fmt.Errorf("copy %s: %w", src, err)
 	}
 	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := safefile.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("copy to %s: %w", dst, err)
 	}
 	h := sha256.New()
@@ -87,7 +87,7 @@ func swapBinary(src, target, oldSave, wantSHA string, mode fs.FileMode, mtime ti
 	if err != nil {
 		return fmt.Errorf("swap %s: read new build: %w", target, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(oldSave), 0o755); err != nil {
+	if err := safefile.MkdirAll(filepath.Dir(oldSave), 0o755); err != nil {
 		return fmt.Errorf("swap %s: %w", target, err)
 	}
 	opts := selfupdate.Options{TargetPath: target, TargetMode: mode, Checksum: sum, OldSavePath: oldSave}

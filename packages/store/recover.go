@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,31 +27,11 @@ type RecoverReport struct {
 // Recover finishes or undoes a transaction that was interrupted (by a crash, a kill or a power
 // loss), following the rules documented on State, and says what it did.
 func (s *Store) Recover(ctx context.Context) (*RecoverReport, error) {
-	lock, err := AcquireLock(s.Root)
-	if err != nil {
+	if err := CheckRoot(s.Root); err != nil {
 		return nil, err
-	}
-	defer lock.Release()
-	return s.recoverLocked(ctx)
-}
-
-// RecoverIfNeeded recovers an interrupted transaction when the root is not locked by another
-// process; a read-only command calls it so that what it shows is consistent. A busy root is
-// reported as a nil report and no error.
-func (s *Store) RecoverIfNeeded(ctx context.Context) (*RecoverReport, error) {
-	j, err := LoadJournal(s.Root)
-	if err != nil {
-		return nil, err
-	}
-	if ents, _ := os.ReadDir(s.Root.Staging()); (j == nil || j.Finished()) && len(ents) == 0 {
-		return nil, nil
 	}
 	lock, err := AcquireLock(s.Root)
 	if err != nil {
-		var busy *BusyError
-		if errors.As(err, &busy) {
-			return nil, nil
-		}
 		return nil, err
 	}
 	defer lock.Release()

@@ -115,7 +115,7 @@ func (s *Store) rel(p string) string {
 func (s *Store) makeFolders() error {
 	for _, d := range []string{s.Root.Join("bin"), s.Root.Spool(), s.Root.TrackingLog(), s.Root.Run(),
 		s.Root.Hotfix(), s.Root.Backups(), s.Root.Staging(), s.Root.Trusted()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := safefile.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create root folders: %w", err)
 		}
 	}

@@ -20,7 +20,7 @@ func TrustKeys(root layout.Root, paths []string) (bool, error) {
 	if len(have) > 0 || len(paths) == 0 {
 		return false, nil
 	}
-	if err := os.MkdirAll(root.Trusted(), 0o755); err != nil {
+	if err := safefile.MkdirAll(root.Trusted(), 0o755); err != nil {
 		return false, fmt.Errorf("trusted keys: %w", err)
 	}
 	for _, p := range paths {

@@ -10,12 +10,37 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 )
 
 // ErrNotRunning is returned when no relay listens on the control socket.
 var ErrNotRunning = errors.New("relayd is not running")
+
+// ErrPermission is returned when the control socket exists but this user may not open it.
+var ErrPermission = errors.New("permission denied")
+
+// socketOwner names the user that owns the socket at path (or, when it cannot be read, the
+// folder that holds it).
+func socketOwner(path string) string {
+	for _, p := range []string{path, filepath.Dir(path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			break
+		}
+		uid := strconv.FormatUint(uint64(st.Uid), 10)
+		if u, err := user.LookupId(uid); err == nil {
+			return u.Username
+		}
+		return "uid " + uid
+	}
+	return "another user"
+}
 
 // Client talks to one relay's control socket.
 type Client struct {
@@ -27,8 +52,18 @@ type Client struct {
 func (c Client) Do(ctx context.Context, req Request) (*Response, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.Path)
+	if errors.Is(err, fs.ErrPermission) {
+		// The relay runs, but as someone else: saying it is not running would send the
+		// operator looking in the wrong place.
+		owner := socketOwner(c.Path)
+		as := owner
+		if owner != "root" {
+			as += " or as root"
+		}
+		return nil, fmt.Errorf("control socket %s: %w: it belongs to %s; run this as %s", c.Path, ErrPermission, owner, as)
+	}
 	if err != nil {
-		return nil, ExplainDialError(c.Path, err)
+		return nil, fmt.Errorf("control socket %s: %w (%v)", c.Path, ErrNotRunning, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -54,25 +89,6 @@ func (c Client) Do(ctx context.Context, req Request) (*Response, error) {
 		return &resp, fmt.Errorf("control %s: %s", req.Op, resp.Error)
 	}
 	return &resp, nil
-}
-
-// ExplainDialError says why the control socket at path could not be reached: a socket its
-// caller may not use is named with its owner (running as that user, or root, helps), anything
-// else means no relay listens there (ErrNotRunning).
-func ExplainDialError(path string, err error) error {
-	if errors.Is(err, fs.ErrPermission) {
-		owner := "another user"
-		if fi, serr := os.Stat(path); serr == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				owner = "uid " + strconv.FormatUint(uint64(st.Uid), 10)
-				if u, uerr := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10)); uerr == nil {
-					owner = u.Username + " (" + owner + ")"
-				}
-			}
-		}
-		return fmt.Errorf("control socket %s: permission denied: it belongs to %s; run the command as that user or as root", path, owner)
-	}
-	return fmt.Errorf("control socket %s: %w (%v)", path, ErrNotRunning, err)
 }
 
 // Status returns the relay's status.

@@ -51,6 +51,9 @@ type Status struct {
 	// Installed is the version of the installed bin/relayd when it differs from the running
 	// relay's (see ComponentStatus.Installed).
 	Installed string `json:"installed,omitempty"`
+
+	Oldest     time.Time `json:"oldest,omitzero"` // when the oldest queued message was received
+	SpoolBytes int64     `json:"spool_bytes"`     // size of the spool's segment files
 }
 
 // Component health values.
@@ -83,6 +86,7 @@ type ComponentStatus struct {
 	// running build: a restart is pending. `relayd ctl status` fills it from the root's
 	// installed-files database.
 	Installed string `json:"installed,omitempty"`
+	Written   uint64 `json:"written"` // events the plugin has written and acknowledged
 	// CrashSignatures are the component's crashes by signature, kept across restarts.
 	CrashSignatures []CrashSignature `json:"crash_signatures,omitempty"`
 }

@@ -112,7 +112,7 @@ func (s *Store) Record(c Crash, at time.Time) error {
 		return err
 	}
 	// Crash records sit with the tracking journal in the spool: owner only.
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+	if err := safefile.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("record crash: %w", err)
 	}
 	if err := safefile.WriteFile(s.path, append(b, '\n'), 0o600); err != nil {

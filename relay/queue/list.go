@@ -16,6 +16,19 @@ func (q *Queue) Len() int {
 	return len(q.msgs)
 }
 
+// Oldest returns when the oldest queued message was received; zero when the queue is empty.
+func (q *Queue) Oldest() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var oldest time.Time
+	for _, m := range q.msgs {
+		if oldest.IsZero() || m.env.Received.Before(oldest) {
+			oldest = m.env.Received
+		}
+	}
+	return oldest
+}
+
 // Entry is one queued message as List shows it.
 type Entry struct {
 	ID         string

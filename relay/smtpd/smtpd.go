@@ -64,6 +64,10 @@ type Config struct {
 	TLS                *tls.Config // enables STARTTLS when set
 	Queue              Acceptor
 	Logger             *slog.Logger
+
+	// ObserveTransaction, when set, is called for every stored message with the time from its
+	// MAIL FROM to the 250 after its data (the metrics' transaction latency).
+	ObserveTransaction func(time.Duration)
 }
 
 // Counter names.
@@ -326,6 +330,8 @@ type session struct {
 	rcpts []string
 
 	accepted, failed, refused int
+
+	mailAt time.Time // when the transaction's MAIL FROM was accepted
 }
 
 func (ss *session) Reset() {
@@ -370,6 +376,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed maximum message size"}
 	}
 	ss.gc.startTransaction(ss.s.cfg.TransactionTimeout)
+	ss.mailAt = time.Now()
 	ss.from = from
 	ss.rcpts = ss.rcpts[:0]
 	return nil
@@ -487,6 +494,9 @@ func (ss *session) Data(r io.Reader) error {
 		return errSpool
 	}
 	ss.accepted++
+	if s.cfg.ObserveTransaction != nil {
+		s.cfg.ObserveTransaction(time.Since(ss.mailAt))
+	}
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK queued as " + id}
 }
 

@@ -77,6 +77,11 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// EnvSkipSegmentDirSync, set to 1, makes the spool skip the fsync of its directory after it
+// creates a segment. It exists only so that the power-cut tests can show that they find the loss
+// this causes; nothing else may set it.
+const EnvSkipSegmentDirSync = "RELAYFIX_TEST_SKIP_SEGMENT_DIRSYNC"
+
 // ErrClosed is returned by operations on a closed spool.
 var ErrClosed = errors.New("spool closed")
 
@@ -184,7 +189,7 @@ type Options struct {
 // new segment and the committer. Close stops it.
 func Open(dir string, opts Options) (*Spool, []Message, error) {
 	// Messages are private to the relay's owner; a spool an older build left open is closed.
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := safefile.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
@@ -407,8 +412,13 @@ func (s *Spool) rotate(seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
-	// The new name must be durable before any record in it is acknowledged.
-	if err := safefile.SyncDir(s.dir); err != nil {
+	// The new name must be durable before any record in it is acknowledged. The power-cut
+	// tests' negative control skips this sync (test-only: EnvSkipSegmentDirSync) to show they
+	// catch the loss.
+	if os.Getenv(EnvSkipSegmentDirSync) != "1" {
+		err = safefile.SyncDir(s.dir)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(path)
 		return err

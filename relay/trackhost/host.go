@@ -152,6 +152,7 @@ func (h *Host) Status() control.ComponentStatus {
 	st.Name = ComponentName
 	st.Binary = h.launch.binary
 	st.Pending = int(h.journal.Last() - h.journal.Acked())
+	st.Written = h.journal.Acked()
 	st.CrashSignatures = h.crashes.signatures()
 	return st
 }

@@ -77,7 +77,7 @@ func Open(dir string, log *slog.Logger) (*Journal, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := safefile.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil { // events name senders and recipients

@@ -70,7 +70,7 @@ func (w *Writer) open(now time.Time) error {
 	}
 	// The logs name every sender, recipient and subject: owner only, like the control socket.
 	// A directory or file an older build made readable to all is tightened as it is opened.
-	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+	if err := safefile.MkdirAll(w.dir, 0o700); err != nil {
 		return fmt.Errorf("tracking log directory: %w", err)
 	}
 	if err := os.Chmod(w.dir, 0o700); err != nil {
