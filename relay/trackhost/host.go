@@ -120,17 +120,17 @@ func New(opts Options) (*Host, error) {
 	if err := opts.Config.Escalation.Validate(); err != nil {
 		return nil, err
 	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	dir := filepath.Join(opts.Root.Spool(), "tracking")
 	var j *trackjournal.Journal
 	if !opts.Successor {
 		var err error
-		if j, err = trackjournal.Open(dir); err != nil {
+		if j, err = trackjournal.Open(dir, log); err != nil {
 			return nil, err
 		}
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Host{log: log, dir: dir, journal: j}
 	h.launch = newLauncher(opts, log, &h.wg)
@@ -138,6 +138,7 @@ func New(opts Options) (*Host, error) {
 	h.crashes = newCrashRecorder(crashlog.Open(crashlog.Path(opts.Root)), h.launch.binary, log)
 	h.sup = newSupervisor(opts.Config, log, h.launch.start, esc.run)
 	h.sup.crashed = h.crashes.record
+	h.sup.build = h.launch.build
 	if opts.Source != nil {
 		h.SetSource(opts.Source)
 	}
@@ -228,7 +229,7 @@ func (h *Host) takeJournal(ctx context.Context) (*trackjournal.Journal, error) {
 	if j != nil {
 		return j, nil
 	}
-	j, err := trackjournal.OpenWait(ctx, h.dir)
+	j, err := trackjournal.OpenWait(ctx, h.dir, h.log)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -60,6 +61,8 @@ type Journal struct {
 	next    uint64    // seq the next Append gets
 	dirty   bool
 	acked   uint64
+	written uint64 // the acked value on disk, as Open read it or Close last wrote it
+	log     *slog.Logger
 	changed chan struct{} // closed and replaced whenever readers may find more
 	pend    []byte        // appended events not yet written to the file
 }
@@ -78,9 +81,16 @@ func segmentName(first uint64) string { return fmt.Sprintf("%020d.jnl", first) }
 var ErrLocked = errors.New("tracking journal is in use by another relayd")
 
 // Open opens (creating if needed) the journal in dir. The torn tail of a crashed append is
-// cut off; everything before it is kept.
-func Open(dir string) (*Journal, error) {
+// cut off; everything before it is kept. log (nil: none) receives warnings that need no
+// caller's action.
+func Open(dir string, log *slog.Logger) (*Journal, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if err := safefile.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open tracking journal: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil { // events name senders and recipients
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
@@ -91,7 +101,7 @@ func Open(dir string) (*Journal, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open tracking journal %s: %w (%v)", dir, ErrLocked, err)
 	}
-	j, err := open(dir)
+	j, err := open(dir, log)
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -102,11 +112,11 @@ func Open(dir string) (*Journal, error) {
 
 // OpenWait opens the journal in dir once the process that has it open lets go of it, or ctx
 // ends.
-func OpenWait(ctx context.Context, dir string) (*Journal, error) {
+func OpenWait(ctx context.Context, dir string, log *slog.Logger) (*Journal, error) {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
-		j, err := Open(dir)
+		j, err := Open(dir, log)
 		if !errors.Is(err, ErrLocked) {
 			return j, err
 		}
@@ -118,13 +128,13 @@ func OpenWait(ctx context.Context, dir string) (*Journal, error) {
 	}
 }
 
-func open(dir string) (*Journal, error) {
+func open(dir string, log *slog.Logger) (*Journal, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.jnl"))
 	if err != nil {
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
 	sort.Strings(names)
-	j := &Journal{dir: dir, next: 1, changed: make(chan struct{})}
+	j := &Journal{dir: dir, next: 1, changed: make(chan struct{}), log: log}
 	for _, p := range names {
 		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), ".jnl"), 10, 64)
 		if err != nil {
@@ -160,6 +170,7 @@ func open(dir string) (*Journal, error) {
 	} else if err := j.rotate(); err != nil {
 		return nil, err
 	}
+	j.written = j.acked
 	return j, nil
 }
 
@@ -336,7 +347,10 @@ func (j *Journal) Trim(acked uint64) error {
 	return nil
 }
 
-// Close syncs the journal and remembers how far the plugin got, so a restart replays less.
+// Close syncs the journal and remembers how far the plugin got, so a restart replays less. The
+// acked file is written only when the plugin got further since Open or the last Close: a relay
+// that tracked nothing writes nothing (on a full disk it would fail for no reason). A failed write
+// of it is only a warning: the older value it leaves means more replay, never a lost event.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -349,8 +363,12 @@ func (j *Journal) Close() error {
 	}
 	j.f.Close()
 	j.f = nil
-	if werr := safefile.WriteFile(filepath.Join(j.dir, "acked"), []byte(strconv.FormatUint(j.acked, 10)+"\n"), 0o600); err == nil {
-		err = werr
+	if j.acked != j.written {
+		if werr := safefile.WriteFile(filepath.Join(j.dir, "acked"), []byte(strconv.FormatUint(j.acked, 10)+"\n"), 0o600); werr != nil {
+			j.log.Warn("tracking journal: cannot record the acknowledged position; the next start replays more events", "error", werr)
+		} else {
+			j.written = j.acked
+		}
 	}
 	if j.lock != nil {
 		j.lock.Close() // last: the next owner must find "acked" written
