@@ -33,16 +33,13 @@ func (r relayServices) Component(ctx context.Context, name string) (store.Compon
 	return component(c), ok, nil
 }
 
-// relay reports relayd itself: healthy when every component is healthy or switched off.
+// relay reports relayd itself: healthy once it answers. A new relayd takes over only once the
+// components that were healthy in the old one are healthy in it, and each component is a service
+// of its own, with its own health: a tracking build that crash-loops does not make the relay that
+// carries the mail unhealthy.
 func (r relayServices) relay(st *control.Status) store.Component {
-	c := store.Component{Name: record.ServiceRelay, Binary: r.root.Bin("relayd"), Version: st.Version,
+	return store.Component{Name: record.ServiceRelay, Binary: r.root.Bin("relayd"), Version: st.Version,
 		Enabled: true, Health: store.HealthHealthy}
-	for _, cs := range st.Components {
-		if cs.Health != control.HealthHealthy && cs.Health != control.HealthDisabled {
-			c.Health, c.Detail = cs.Health, fmt.Sprintf("%s is %s", cs.Name, cs.Health)
-		}
-	}
-	return c
 }
 
 // upgradeMargin is kept of the caller's deadline for the answer to come back after the new

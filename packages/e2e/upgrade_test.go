@@ -278,7 +278,7 @@ func TestRelaydBuildThatDoesNotTakeOver(t *testing.T) {
 			stopServing(t, root)
 			pid := status(t, root).PID
 
-			l := steadyLoad(r.Addr, 10*time.Second)
+			l := steadyLoad(r.Addr, time.Minute)
 			waitFlowing(t, sink, 100)
 			res := hotfix(t, root, nil, "apply", tc.pkg, "--health-timeout", "10s")
 			if res.code != 1 || !strings.Contains(res.stderr, tc.want) || !strings.Contains(res.stderr, "the previous build was put back") {
@@ -292,6 +292,7 @@ func TestRelaydBuildThatDoesNotTakeOver(t *testing.T) {
 				t.Errorf("relayd after the failed upgrade: pid %d (was %d) version %s", st.PID, pid, st.Version)
 			}
 			waitFlowing(t, sink, 100)
+			l.cancel()
 			lr := l.wait(t)
 			if lr.ConnErrors != 0 || lr.Rejected != 0 {
 				t.Errorf("%d connections not greeted or broken, %d transactions refused (first: %v)", lr.ConnErrors, lr.Rejected, lr.FirstError)
