@@ -133,14 +133,26 @@ func (h *Host) SetSource(src track.MessageSource) { h.launch.setSource(src) }
 
 // Record keeps ev for the plugin. It never waits for the plugin; while tracking is switched off
 // it drops the event.
-func (h *Host) Record(ev track.Event) {
+func (h *Host) Record(ev track.Event) { h.RecordSeq(ev) }
+
+// RecordSeq keeps ev as Record does and returns its seq in the journal, 0 if it was dropped: the
+// host is a track.Journaled recorder, whose events are durable once Synced reaches their seq.
+func (h *Host) RecordSeq(ev track.Event) uint64 {
 	if !h.sup.enabled() {
-		return
+		return 0
 	}
-	if _, err := h.journal.Append(ev); err != nil {
+	seq, err := h.journal.Append(ev)
+	if err != nil {
 		h.log.Error("tracking event lost: journal append failed", "queue_id", ev.QueueID, "event", int(ev.ID), "error", err)
+		return 0
 	}
+	return seq
 }
+
+var _ track.Journaled = (*Host)(nil)
+
+// Synced returns the last seq the flusher has made durable, and a channel closed when it moves.
+func (h *Host) Synced() (uint64, <-chan struct{}) { return h.journal.Synced() }
 
 // Name returns "tracking".
 func (h *Host) Name() string { return ComponentName }
