@@ -37,12 +37,12 @@ Every command that changes the root does the same first; recover does it explici
 
 func runRecover(ctx context.Context, g *globalOptions) error {
 	rep, err := newStore(g, 0).Recover(ctx)
-	if g.json && rep != nil {
-		writeJSON(g.stdout, rep)
-		return err
-	}
 	if err != nil {
-		return err
+		return err // under --json, run prints it as the one error object
+	}
+	if g.json {
+		writeJSON(g.stdout, rep)
+		return nil
 	}
 	if rep.Outcome == store.RecoveredNothing {
 		fmt.Fprintln(g.stdout, "Nothing to recover: no transaction was interrupted.")
