@@ -32,19 +32,25 @@ type settlement struct {
 // settlement handed in before it (a message's outcomes must reach the spool in order). It never
 // waits for the disk: with nothing to wait for it writes at once, otherwise Run's settle loop does.
 func (q *Queue) settle(s settlement) {
-	q.settleMu.Lock()
-	q.mu.Lock()
-	if s.seq == 0 && len(q.settling) == 0 {
+	if s.seq == 0 {
+		// Nothing to wait for, and nothing ahead of it: write it now. settleMu keeps the settle
+		// loop from writing older settlements after it meanwhile.
+		q.settleMu.Lock()
+		q.mu.Lock()
+		if len(q.settling) == 0 {
+			q.mu.Unlock()
+			q.write(s)
+			q.settleMu.Unlock()
+			return
+		}
 		q.mu.Unlock()
-		q.write(s)
 		q.settleMu.Unlock()
-		return
 	}
 	s.since = time.Now()
-	q.settling = append(q.settling, s)
+	q.mu.Lock()
+	q.settling = append(q.settling, s) // behind everything handed in before: order is kept
 	first := len(q.settling) == 1
 	q.mu.Unlock()
-	q.settleMu.Unlock()
 	if first {
 		select {
 		case q.settled <- struct{}{}:
