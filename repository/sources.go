@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -60,8 +61,14 @@ func (s Sources) List() ([]Source, error) {
 // as apt's keys are). The root must be valid TUF root metadata signed by its own root keys.
 func (s Sources) Add(rawURL string, trustedRoot []byte) (Source, error) {
 	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return Source{}, fmt.Errorf("add source: %q is not an http or https URL", rawURL)
+	}
+	if port := u.Port(); strings.HasSuffix(u.Host, ":") || (port != "" && !validPort(port)) {
+		return Source{}, fmt.Errorf("add source: %q has no valid port", rawURL)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return Source{}, fmt.Errorf("add source: %q: a repository URL holds no credentials, query or fragment", rawURL)
 	}
 	norm := strings.TrimRight(u.String(), "/")
 	if _, err := trustedmetadata.New(trustedRoot); err != nil {
@@ -117,4 +124,10 @@ func (s Sources) save(list []Source) error {
 		return fmt.Errorf("save sources: %w", err)
 	}
 	return safefile.WriteFile(s.list(), append(b, '\n'), 0o644)
+}
+
+// validPort reports whether p is a TCP port number, 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }

@@ -40,8 +40,27 @@ socket ROOT/run/relayd.sock, and prints the answer (as JSON with --json).`,
 			Use:   "status",
 			Short: "Show uptime, queue depth, counters and components",
 			Args:  noArgs,
+			Long: `status shows the running relay and its components. A component that failed twice or
+more within its failure window is crash-looping, not healthy. When the installed-files
+database records another version than the one running (hotfix replaced the file and the
+old build still runs), the line says "restart pending" and --json gives the installed
+version as "installed".`,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return ctlDo(cmd.Context(), o, control.Request{Op: control.OpStatus}, ctlTimeout, printStatus)
+				req := control.Request{Op: control.OpStatus}
+				if o.json {
+					return ctlJSON(cmd.Context(), o, req, ctlTimeout, func(r *control.Response) any {
+						if r.Status != nil {
+							markRestartPending(o.Root(), r.Status)
+						}
+						return r
+					})
+				}
+				return ctlDo(cmd.Context(), o, req, ctlTimeout, func(w io.Writer, r *control.Response) error {
+					if r.Status != nil {
+						markRestartPending(o.Root(), r.Status)
+					}
+					return printStatus(w, r)
+				})
 			},
 		},
 		newCmdCtlQueue(o),
@@ -97,15 +116,30 @@ socket ROOT/run/relayd.sock, and prints the answer (as JSON with --json).`,
 
 func newCmdCtlQueue(o *rootOptions) *cobra.Command {
 	var limit int
+	var utc bool
 	cmd := &cobra.Command{
 		Use:   "queue",
 		Short: "List the queued messages",
-		Args:  noArgs,
+		Long: `queue lists the queued messages. Times are local, with the zone of each instant
+(--utc: in UTC). With --json the answer is a JSON array, [] when the queue is empty.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return ctlDo(cmd.Context(), o, control.Request{Op: control.OpQueue, Limit: limit}, time.Minute, printQueue)
+			req := control.Request{Op: control.OpQueue, Limit: limit}
+			if o.json {
+				return ctlJSON(cmd.Context(), o, req, time.Minute, func(r *control.Response) any {
+					if r.Queue == nil {
+						return []control.QueueEntry{}
+					}
+					return r.Queue
+				})
+			}
+			return ctlDo(cmd.Context(), o, req, time.Minute, func(w io.Writer, r *control.Response) error {
+				return printQueue(w, r, utc)
+			})
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many messages (0: all)")
+	cmd.Flags().BoolVar(&utc, "utc", false, "show times in UTC")
 	return cmd
 }
 
@@ -127,22 +161,41 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 
 // ctlDo sends req and prints the response as JSON or with print.
 func ctlDo(ctx context.Context, o *rootOptions, req control.Request, timeout time.Duration, print func(io.Writer, *control.Response) error) error {
+	if o.json {
+		return ctlJSON(ctx, o, req, timeout, func(r *control.Response) any { return r })
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c := control.Client{Path: o.Root().ControlSocket()}
-	resp, err := c.Do(ctx, req)
+	resp, err := control.Client{Path: o.Root().ControlSocket()}.Do(ctx, req)
 	if err != nil {
-		if o.json && resp != nil {
-			json.NewEncoder(o.stdout).Encode(resp)
-		}
 		return err
 	}
-	if o.json {
-		enc := json.NewEncoder(o.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(resp)
-	}
 	return print(o.stdout, resp)
+}
+
+// ctlJSON sends req and prints what of the response answers it as JSON. A failure is printed
+// as one object, {"error": "..."}, on stdout as well: a script reads one shape either way.
+func ctlJSON(ctx context.Context, o *rootOptions, req control.Request, timeout time.Duration, answer func(*control.Response) any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	enc := json.NewEncoder(o.stdout)
+	enc.SetIndent("", "  ")
+	resp, err := control.Client{Path: o.Root().ControlSocket()}.Do(ctx, req)
+	if err != nil {
+		printJSONError(o.stdout, err)
+		o.jsonErr = true
+		return err
+	}
+	return enc.Encode(answer(resp))
+}
+
+// printJSONError prints err as the one shape every --json failure has: {"error": "..."}.
+func printJSONError(w io.Writer, err error) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(struct {
+		Error string `json:"error"`
+	}{err.Error()})
 }
 
 func printStatus(w io.Writer, r *control.Response) error {
@@ -150,7 +203,7 @@ func printStatus(w io.Writer, r *control.Response) error {
 	if st == nil {
 		return fmt.Errorf("status: empty reply")
 	}
-	fmt.Fprintf(w, "version:     %s\n", st.Version)
+	fmt.Fprintf(w, "version:     %s%s\n", st.Version, pendingNote(st.Installed))
 	fmt.Fprintf(w, "pid:         %d\n", st.PID)
 	fmt.Fprintf(w, "uptime:      %s\n", (time.Duration(st.Uptime) * time.Second).String())
 	fmt.Fprintf(w, "listen:      %s\n", st.Listen)
@@ -172,12 +225,20 @@ func printStatus(w io.Writer, r *control.Response) error {
 	}
 	t := tableprint.New(w, "Component", "Version", "Health", "Enabled", "PID", "Crashes", "Pending", "Detail")
 	for _, c := range st.Components {
-		t.Append(c.Name, c.Version, c.Health, strconv.FormatBool(c.Enabled), strconv.Itoa(c.PID), strconv.Itoa(c.Crashes), strconv.Itoa(c.Pending), c.Detail)
+		t.Append(c.Name, c.Version+pendingNote(c.Installed), c.Health, strconv.FormatBool(c.Enabled), strconv.Itoa(c.PID), strconv.Itoa(c.Crashes), strconv.Itoa(c.Pending), c.Detail)
 	}
 	if err := t.Render(); err != nil {
 		return err
 	}
 	return printCrashSignatures(w, st.Components)
+}
+
+// pendingNote is what follows a running version whose installed file is another.
+func pendingNote(installed string) string {
+	if installed == "" {
+		return ""
+	}
+	return " (restart pending: " + installed + " installed)"
 }
 
 // printCrashSignatures lists the recorded crash signatures, one line each, after the table.
@@ -202,15 +263,22 @@ func printComponent(w io.Writer, r *control.Response) error {
 	return err
 }
 
-func printQueue(w io.Writer, r *control.Response) error {
+// printQueue lists the queue; times are local with each instant's own zone (EST or EDT as the
+// date has it), or UTC.
+func printQueue(w io.Writer, r *control.Response, utc bool) error {
+	zone := time.Local
+	if utc {
+		zone = time.UTC
+	}
+	const layout = "2006-01-02 15:04:05 MST"
 	t := tableprint.New(w, "Queue ID", "Sender", "Recipients", "Size", "Received", "Attempts", "Next try", "Last error")
 	for _, e := range r.Queue {
 		next := ""
 		if !e.NextTry.IsZero() {
-			next = e.NextTry.Local().Format(time.DateTime)
+			next = e.NextTry.In(zone).Format(layout)
 		}
 		t.Append(e.QueueID, "<"+e.Sender+">", strings.Join(e.Recipients, ","), strconv.FormatInt(e.Size, 10),
-			e.Received.Local().Format(time.DateTime), strconv.Itoa(e.Attempts), next, e.LastError)
+			e.Received.In(zone).Format(layout), strconv.Itoa(e.Attempts), next, e.LastError)
 	}
 	return t.Render()
 }

@@ -2,20 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with the hidden --pprof flag
-	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/flagfile"
@@ -69,30 +69,34 @@ func (d *daemonOptions) addFlags(cmd *cobra.Command) {
 	f.MarkHidden("pprof")
 }
 
-func (d *daemonOptions) config() (relay.Config, error) {
-	var allow []netip.Prefix
-	for _, a := range d.allow {
-		a = strings.TrimSpace(a)
-		if a == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			ip, ierr := netip.ParseAddr(a)
-			if ierr != nil {
-				return relay.Config{}, exitcode.Usagef("--allow %q: %v", a, err)
-			}
-			p = netip.PrefixFrom(ip, ip.BitLen())
-		}
-		allow = append(allow, p.Masked())
-	}
-	if len(allow) == 0 {
-		return relay.Config{}, exitcode.Usagef("--allow: no client network given; relayd never relays for everyone")
-	}
+// config checks the settings (see settings) and returns the relay's configuration.
+func (d *daemonOptions) config(flags *pflag.FlagSet) (relay.Config, error) {
+	s := &settings{flags: flags}
+	s.address("listen", d.listen, false)
 	if d.nextHop != "" {
-		if _, _, err := net.SplitHostPort(d.nextHop); err != nil {
-			return relay.Config{}, exitcode.Usagef("--next-hop %q: %v", d.nextHop, err)
-		}
+		s.address("next-hop", d.nextHop, true)
+	}
+	allow := s.prefixes("allow", d.allow)
+	if s.err == nil && len(allow) == 0 {
+		s.fail("allow", "no client network given; relayd never relays for everyone")
+	}
+	s.atLeast("max-size", d.maxSize, 1)
+	s.atLeast("max-recipients", int64(d.maxRecipients), 1)
+	s.atLeast("max-conns", int64(d.maxConns), 1)
+	s.atLeast("workers", int64(d.workers), 1)
+	s.positive("lifetime", d.lifetime)
+	s.positive("retry-base", d.retryBase)
+	s.notBelow("retry-max", d.retryMax, "retry-base", d.retryBase)
+	s.positive("read-timeout", d.readTimeout)
+	s.positive("transaction-timeout", d.transactionTimeout)
+	s.positive("write-timeout", d.writeTimeout)
+	s.positive("delivery-timeout", d.deliveryTimeout)
+	s.positive("drain-timeout", d.drainTimeout)
+	if d.pprof != "" {
+		s.address("pprof", d.pprof, false)
+	}
+	if s.err != nil {
+		return relay.Config{}, s.err
 	}
 	if d.metricsListen != "" {
 		if _, err := relay.MetricsAddress(d.metricsListen); err != nil {
@@ -128,17 +132,29 @@ func (d *daemonOptions) config() (relay.Config, error) {
 
 func runDaemon(ctx context.Context, cmd *cobra.Command, d *daemonOptions) error {
 	root := d.root.Root()
+	if fi, err := os.Stat(string(root)); err == nil && !fi.IsDir() {
+		return fmt.Errorf("install root %s is not a directory", root)
+	}
 	// ROOT/relayd.json sets what the command line did not; it cannot move the root it lives in.
 	if err := flagfile.Apply(root.Config(), cmd.Flags(), "root"); err != nil {
-		return &exitcode.UsageError{Err: err}
+		var ferr *flagfile.Error
+		if errors.As(err, &ferr) {
+			return &exitcode.UsageError{Err: err}
+		}
+		return err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(d.logLevel)); err != nil {
-		return exitcode.Usagef("--log-level %q: %v", d.logLevel, err)
+		return exitcode.Usagef("%s %q: want debug, info, warn or error", flagfile.Name(cmd.Flags(), "log-level"), d.logLevel)
 	}
-	cfg, err := d.config()
+	cfg, err := d.config(cmd.Flags())
 	if err != nil {
 		return err
+	}
+	for _, check := range d.root.checks {
+		if err := check(cmd.Flags()); err != nil {
+			return err
+		}
 	}
 	logger := slog.New(slog.NewTextHandler(d.root.stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = logger

@@ -240,12 +240,12 @@ func TestNextHopDownThenBack(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	out, code := ctl(t, root, "queue", "--json")
-	var resp control.Response
-	if code != 0 || json.Unmarshal([]byte(out), &resp) != nil || len(resp.Queue) != 50 {
-		t.Fatalf("ctl queue --json: code %d, %d entries\n%s", code, len(resp.Queue), out)
+	var queue []control.QueueEntry
+	if code != 0 || json.Unmarshal([]byte(out), &queue) != nil || len(queue) != 50 {
+		t.Fatalf("ctl queue --json: code %d, %d entries\n%s", code, len(queue), out)
 	}
-	if resp.Queue[0].Attempts < 1 || resp.Queue[0].LastError == "" {
-		t.Fatalf("queued message shows no failed attempt: %+v", resp.Queue[0])
+	if queue[0].Attempts < 1 || queue[0].LastError == "" {
+		t.Fatalf("queued message shows no failed attempt: %+v", queue[0])
 	}
 	// ...and drains when it comes back.
 	sink := newSink(t, hop)

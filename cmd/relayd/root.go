@@ -6,22 +6,29 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"relayfix/internal/exitcode"
 	"relayfix/internal/layout"
+	"relayfix/internal/stamp"
 	"relayfix/relay"
 )
 
 // rootOptions are the options every relayd command shares.
 type rootOptions struct {
-	root   string // --root, else RELAYFIX_ROOT, else layout.DefaultRoot
-	json   bool
-	stdout io.Writer
-	stderr io.Writer
+	root string // --root, else RELAYFIX_ROOT, else layout.DefaultRoot
+	json bool   // --json of ctl and track: a failure is printed as {"error": ...} on stdout too
+	// jsonErr is set once a command printed its failure as JSON itself.
+	jsonErr bool
+	stdout  io.Writer
+	stderr  io.Writer
 
 	// wiring is run on the relay after New and before Run: this is where optional parts (the
 	// tracking plugin host) attach their recorder and components.
 	wiring []func(ctx context.Context, o *rootOptions, r *relay.Relay) (cleanup func(), err error)
+	// checks validate the optional parts' settings once the command line and ROOT/relayd.json
+	// are read, before anything is opened.
+	checks []func(flags *pflag.FlagSet) error
 }
 
 // Root returns the install root.
@@ -33,7 +40,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	return exitcode.Of(cmd.ExecuteContext(ctx), "relayd", stderr)
+	c, err := cmd.ExecuteContextC(ctx)
+	if err != nil && o.json && !o.jsonErr {
+		printJSONError(stdout, err)
+	}
+	return exitcode.OfCommand(err, "relayd", c.CommandPath(), stderr)
 }
 
 func newRootCmd(o *rootOptions) *cobra.Command {
@@ -70,6 +81,7 @@ Exit status:
   2  the command line was wrong`,
 		Example: `  relayd --root /var/lib/relayfix --listen 127.0.0.1:2525 --next-hop 127.0.0.1:2526
   relayd ctl status --root /var/lib/relayfix`,
+		Version:       stamp.Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -82,6 +94,7 @@ Exit status:
 			return runDaemon(cmd.Context(), cmd, d)
 		},
 	}
+	cmd.SetVersionTemplate("relayd {{.Version}}\n")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if c.HasParent() {
 			err = fmt.Errorf("%s: %w", c.Name(), err)

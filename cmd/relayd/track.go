@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"relayfix/internal/exitcode"
+	"relayfix/internal/flagfile"
 	"relayfix/internal/layout"
 	"relayfix/internal/tableprint"
 	"relayfix/packages/installdb"
@@ -58,10 +60,35 @@ func addTracking(cmd *cobra.Command, o *rootOptions) {
 	f.IntVar(&t.escalateAfter, "track-escalate-after", def.Escalation.After, "crashes within --track-escalate-window that trigger the escalation")
 	f.DurationVar(&t.escalateWindow, "track-escalate-window", time.Duration(def.Escalation.WindowMS)*time.Millisecond, "window in which tracking crashes are counted")
 	f.StringVar(&t.escalateProgram, "track-escalate-program", "", "program run by --track-escalate=run; the failure is described in RELAYFIX_* variables")
-	f.StringVar(&t.hotfix, "track-hotfix", "", "hotfix binary run by --track-escalate=rollback (default ROOT/bin/hotfix)")
+	f.StringVar(&t.hotfix, "track-hotfix", "", "hotfix binary run by --track-escalate=rollback (default ROOT/bin/hotfix; relayd refuses to start when it is missing: copy hotfix there or name it here)")
 	f.DurationVar(&t.retain, "track-retain", DefaultTrackRetain, "keep tracking logs this long: relayd removes older day files at start and hourly (0 keeps them all)")
 	o.wiring = append(o.wiring, t.wire)
+	o.checks = append(o.checks, func(flags *pflag.FlagSet) error { return t.check(flags, o.Root()) })
 	cmd.AddCommand(newCmdTrack(o))
+}
+
+// check refuses tracking settings out of range (a usage error) and an escalation whose program
+// is not there to run (a failure of the install: it would fail at each escalation).
+func (t *trackingOptions) check(flags *pflag.FlagSet, root layout.Root) error {
+	s := &settings{flags: flags}
+	s.positive("track-restart-delay", t.restartInitial)
+	s.notBelow("track-restart-max", t.restartMax, "track-restart-delay", t.restartInitial)
+	s.atLeast("track-escalate-after", int64(t.escalateAfter), 1)
+	s.positive("track-escalate-window", t.escalateWindow)
+	if t.retain < 0 {
+		s.fail("track-retain", "must not be negative, not %s", t.retain)
+	}
+	if s.err != nil {
+		return s.err
+	}
+	esc := t.config(root).Escalation
+	if err := esc.Validate(); err != nil {
+		return &exitcode.UsageError{Err: fmt.Errorf("%s: %w", flagfile.Name(flags, "track-escalate"), err)}
+	}
+	if !t.enabled {
+		return nil
+	}
+	return esc.Check(root)
 }
 
 func (t *trackingOptions) config(root layout.Root) trackhost.Config {
@@ -83,12 +110,6 @@ func (t *trackingOptions) config(root layout.Root) trackhost.Config {
 // the relay has stopped.
 func (t *trackingOptions) wire(ctx context.Context, o *rootOptions, r *relay.Relay) (func(), error) {
 	cfg := t.config(o.Root())
-	if err := cfg.Escalation.Validate(); err != nil {
-		return nil, &exitcode.UsageError{Err: err}
-	}
-	if t.retain < 0 {
-		return nil, exitcode.Usagef("--track-retain %v: must not be negative", t.retain)
-	}
 	h, err := trackhost.New(trackhost.Options{
 		Root:   o.Root(),
 		Config: cfg,
@@ -130,7 +151,6 @@ type trackOptions struct {
 	root         *rootOptions
 	q            tracklog.Query
 	since, until string
-	json         bool
 	now          func() time.Time
 }
 
@@ -165,7 +185,7 @@ Exits 1 when no record matches.`,
 	f.StringVar(&opts.since, "since", "", "only events at or after TIME: RFC 3339, YYYY-MM-DD, \"YYYY-MM-DD hh:mm\" (UTC) or a duration ago (36h)")
 	f.StringVar(&opts.until, "until", "", "only events before TIME (a bare date includes that day)")
 	f.IntVar(&opts.q.Limit, "limit", 0, "print at most N records, the earliest first (0: all)")
-	f.BoolVar(&opts.json, "json", false, "print the records as a JSON array")
+	f.BoolVar(&o.json, "json", false, "print the records as a JSON array")
 	return cmd
 }
 
@@ -199,13 +219,14 @@ func runTrack(opts *trackOptions) error {
 		return errNoRecords
 	}
 	w := opts.root.stdout
-	if opts.json {
+	if opts.root.json {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(recs)
 	}
 	t := tableprint.New(w, "DATE", "TIME (UTC)", "EVENT", "QUEUE ID", "SENDER", "RECIPIENT", "PARTNER", "STATUS", "MESSAGE ID", "SIZE")
 	for _, r := range recs {
+		r.Time = r.Time.UTC() // the header names the zone
 		t.Append(r.Time.Format("2006-01-02"), r.Time.Format("15:04:05.000"),
 			strconv.Itoa(int(r.EventID))+" "+tracklog.EventName(r.EventID),
 			r.QueueID, r.Sender, r.Recipient, r.PartnerName, r.ReportStatus, r.MessageID, strconv.FormatInt(r.TotalBytes, 10))

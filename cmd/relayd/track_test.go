@@ -39,7 +39,7 @@ func TestTrackCommand(t *testing.T) {
 		out  []string // substrings of stdout, in order
 	}{
 		{"by message id", []string{"--message-id", "m1@x.example"}, 0,
-			[]string{"1019 received", "1020 queued", "1031 delivered\tQ1\talice@x.example\tbob@y.example\t127.0.0.1:25\t250 ok"}},
+			[]string{"DATE\tTIME (UTC)", "2006-02-14\t03:36:00.000\t1019 received", "1020 queued", "1031 delivered\tQ1\talice@x.example\tbob@y.example\t127.0.0.1:25\t250 ok"}},
 		{"by sender", []string{"--sender", "ALICE@x.example"}, 0, []string{"1019 received", "1031 delivered"}},
 		{"by recipient and queue id", []string{"--recipient", "bob@y.example", "--queue-id", "Q1"}, 0, []string{"1019", "1020", "1031"}},
 		{"no match", []string{"--sender", "nobody@x.example"}, 1, nil},

@@ -352,11 +352,11 @@ func tracking(t *testing.T, h *host, version string, ok func(health string) bool
 
 func healthy(h string) bool { return h == control.HealthHealthy }
 
-// running accepts the service pack's tracking build between a crash and its restart: under load
+// running accepts the service pack's tracking build between a crash and its restart, or crash-looping: under load
 // it crashes now and then by design (the KB 910618 defect), and the relay restarts it from the
 // installed file.
 func running(h string) bool {
-	return h == control.HealthHealthy || h == control.HealthRestarting || h == control.HealthStarting
+	return h == control.HealthHealthy || h == control.HealthRestarting || h == control.HealthStarting || h == control.HealthCrashLooping
 }
 
 // load sends mail through one relay in the background until stopped, and then returns what the

@@ -22,11 +22,17 @@ func TestApply(t *testing.T) {
 		{name: "file sets", file: `{"listen": "127.0.0.1:2525", "workers": 8, "allow": ["10.0.0.0/8", "::1/128"], "timeout": "5s"}`,
 			want: "127.0.0.1:2525 8 [10.0.0.0/8,::1/128] 5s"},
 		{name: "command line wins", file: `{"workers": 8}`, args: []string{"--workers", "2"}, want: ":25 2 [127.0.0.0/8] 1m0s"},
-		{name: "unknown setting", file: `{"wokers": 8}`, err: `unknown setting "wokers"`},
-		{name: "excepted setting", file: `{"root": "/elsewhere"}`, err: `unknown setting "root"`},
-		{name: "bad value", file: `{"workers": "many"}`, err: `setting "workers"`},
-		{name: "unsupported value", file: `{"workers": {"n": 1}}`, err: "unsupported value"},
-		{name: "not json", file: `workers=8`, err: "invalid character"},
+		{name: "unknown setting", file: `{"wokers": 8}`, err: `"wokers": unknown setting`},
+		{name: "excepted setting", file: `{"root": "/elsewhere"}`, err: `"root": unknown setting`},
+		{name: "bad value", file: `{"workers": "many"}`, err: `"workers": want a whole number`},
+		{name: "unsupported value", file: `{"workers": {"n": 1}}`, err: `"workers": want a whole number`},
+		{name: "not json", file: `workers=8`, err: "relayd.json:1:1: not valid JSON: invalid character"},
+		{name: "syntax error names line and column", file: "{\n  \"workers\": 8,\n  \"listen\": \"x\"\n  \"allow\": []\n}", err: "relayd.json:4:3: not valid JSON"},
+		{name: "no go internals", file: `{"workers": 1.5}`, err: `relayd.json:1:2: "workers": want a whole number`},
+		{name: "number for an address", file: `{"listen": 4103}`, err: `"listen": want a string`},
+		{name: "string for a number", file: `{"workers": "8"}`, err: `"workers": want a whole number`},
+		{name: "bad duration", file: `{"timeout": "soon"}`, err: `"timeout": want a duration`},
+		{name: "not an object", file: `[1]`, err: "want a JSON object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +60,14 @@ func TestApply(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tt.file != "" && tt.args == nil {
+				if n := Name(fs, "workers"); n != path+` "workers"` {
+					t.Errorf("Name = %q, want the file's key", n)
+				}
+			}
+			if n := Name(fs, "root"); n != "--root" {
+				t.Errorf("Name(root) = %q, want --root", n)
 			}
 			got := strings.Join([]string{*listen, fs.Lookup("workers").Value.String(), fs.Lookup("allow").Value.String(), timeout.String()}, " ")
 			if got != tt.want {

@@ -127,7 +127,7 @@ func TestPowerCutDeliveredBeforeTrackingSync(t *testing.T) {
 // journalHas reports whether the tracking journal in dir holds an event id for queue id.
 func journalHas(t *testing.T, dir, id string, ev track.EventID) bool {
 	t.Helper()
-	j, err := trackjournal.Open(dir)
+	j, err := trackjournal.Open(dir, nil)
 	if err != nil {
 		t.Fatalf("tracking journal after the cut: %v", err)
 	}

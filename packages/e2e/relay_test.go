@@ -146,7 +146,7 @@ func runsListedBuild(t testing.TB, root layout.Root, r *relayd) {
 	want := f.Version.String()
 	c, ok := r.pollTracking(func(c control.ComponentStatus) bool {
 		switch c.Health {
-		case control.HealthHealthy, control.HealthRestarting, control.HealthStarting:
+		case control.HealthHealthy, control.HealthRestarting, control.HealthStarting, control.HealthCrashLooping:
 			return c.Version == want
 		}
 		return false

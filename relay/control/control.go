@@ -48,6 +48,9 @@ type Status struct {
 	QueueDepth int               `json:"queue_depth"`
 	Counters   map[string]uint64 `json:"counters"` // received, delivered, deferred, bounced, refused, ...
 	Components []ComponentStatus `json:"components"`
+	// Installed is the version of the installed bin/relayd when it differs from the running
+	// relay's (see ComponentStatus.Installed).
+	Installed string `json:"installed,omitempty"`
 
 	Oldest     time.Time `json:"oldest,omitzero"` // when the oldest queued message was received
 	SpoolBytes int64     `json:"spool_bytes"`     // size of the spool's segment files
@@ -60,6 +63,9 @@ const (
 	HealthRestarting = "restarting" // crashed; waiting out the restart delay
 	HealthDisabled   = "disabled"   // switched off by the operator
 	HealthFailed     = "failed"     // cannot be started (missing, checksum mismatch, escalation exhausted)
+	// HealthCrashLooping is a component that failed repeatedly within its failure window; it may
+	// be serving at this moment, but it is not healthy. The detail gives the count.
+	HealthCrashLooping = "crash-looping"
 )
 
 // ComponentStatus describes one supervised component of the relay.
@@ -76,7 +82,11 @@ type ComponentStatus struct {
 	Crashes  int       `json:"crashes"`
 	LastExit string    `json:"last_exit,omitempty"`
 	Pending  int       `json:"pending"` // events kept but not yet acknowledged by the plugin
-	Written  uint64    `json:"written"` // events the plugin has written and acknowledged
+	// Installed is the version of the component's installed file when it differs from the
+	// running build: a restart is pending. `relayd ctl status` fills it from the root's
+	// installed-files database.
+	Installed string `json:"installed,omitempty"`
+	Written   uint64 `json:"written"` // events the plugin has written and acknowledged
 	// CrashSignatures are the component's crashes by signature, kept across restarts.
 	CrashSignatures []CrashSignature `json:"crash_signatures,omitempty"`
 }

@@ -111,6 +111,7 @@ func (s *Store) Record(c Crash, at time.Time) error {
 	if err != nil {
 		return err
 	}
+	// Crash records sit with the tracking journal in the spool: owner only.
 	if err := safefile.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("record crash: %w", err)
 	}

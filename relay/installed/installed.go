@@ -81,6 +81,9 @@ type Snapshot struct {
 	// Fixes are what the configured repositories offer against known crashes, as their metadata
 	// stood when hotfix last verified it (hotfix check, apply by id).
 	Fixes []Fix
+
+	root layout.Root
+	db   *installdb.DB
 }
 
 // FixFor returns a package that fixes crashes of component with signature, preferring one that
@@ -108,10 +111,13 @@ func (s Snapshot) File(component string) (File, bool) {
 
 // RestartPending reports whether component runs another build than the file installed for it:
 // hotfix swapped the file and the component has not been restarted since. A component that runs
-// nothing (running is empty) or has no installed file is not pending.
+// nothing (running is empty) or has no installed file is not pending. The comparison is the
+// installed-files database's own, the one hotfix list and hotfix apply make.
 func (s Snapshot) RestartPending(component, running string) bool {
-	f, ok := s.File(component)
-	return ok && running != "" && f.Version != "" && running != f.Version
+	if s.db == nil {
+		return false
+	}
+	return len(s.db.RestartPending(s.root, []installdb.Running{{Name: component, Version: running}})) > 0
 }
 
 // Reader reads a Snapshot.
@@ -137,6 +143,7 @@ func (r rootReader) Read() (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
+	s.root, s.db = r.root, db
 	for _, f := range db.Files {
 		s.Files = append(s.Files, File{
 			Name: f.Name, Path: f.Path, Component: f.ComponentName(), Version: f.Version.String(), Size: f.Size,

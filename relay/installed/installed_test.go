@@ -57,10 +57,14 @@ func TestReadsWhatHotfixWrites(t *testing.T) {
 }
 
 func TestRestartPending(t *testing.T) {
-	s := installed.Snapshot{Files: []installed.File{
-		{Name: "relayd", Path: "bin/relayd", Version: "6.5.7638.1"},
-		{Name: "msgtrack", Path: "bin/msgtrack", Component: "tracking", Version: "6.5.7651.45"},
-	}}
+	root := relaytest.ShortRoot(t)
+	relaytest.Install(t, root, "6.5.7638", 2,
+		relaytest.Installed{Name: "relayd", Path: "bin/relayd", Version: "6.5.7638.1", Package: "SP2"},
+		relaytest.Installed{Name: "msgtrack", Path: "bin/msgtrack", Component: "tracking", Version: "6.5.7651.45", Package: "KB910618"})
+	s, err := installed.FromRoot(root).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		component, running string
 		want               bool
@@ -69,8 +73,8 @@ func TestRestartPending(t *testing.T) {
 		{"tracking", "6.5.7638.1", true}, // the hotfix went in, the old build still runs
 		{"tracking", "", false},          // switched off or restarting: nothing runs
 		{"relayd", "6.5.7638.1", false},
-		{"msgtrack", "6.5.7638.1", false}, // the file's name is not its component
-		{"archiver", "1.0.0.0", false},    // nothing installed for it
+		{"msgtrack", "6.5.7638.1", true}, // named by its file, as hotfix list names it
+		{"archiver", "1.0.0.0", false},   // nothing installed for it
 	}
 	for _, tt := range tests {
 		if got := s.RestartPending(tt.component, tt.running); got != tt.want {

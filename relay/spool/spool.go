@@ -188,7 +188,11 @@ type Options struct {
 // Open opens (creating if needed) the spool in dir, reads back every live message, starts a
 // new segment and the committer. Close stops it.
 func Open(dir string, opts Options) (*Spool, []Message, error) {
+	// Messages are private to the relay's owner; a spool an older build left open is closed.
 	if err := safefile.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("open spool %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
 	// One relay per spool: a second one would write segments the first does not know about.

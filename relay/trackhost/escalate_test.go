@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"relayfix/internal/layout"
+	"relayfix/relay/control"
 	"relayfix/relay/track"
 )
 
@@ -109,5 +110,40 @@ echo finished >> `+out+`
 			}
 			t.Logf("host stopped in %v", took)
 		})
+	}
+}
+
+// TestFailedEscalationIsNotRetriedAndBackoffGrows: a crash-looping build whose escalation fails
+// gets that escalation once, not at every later crash; the escalation does not restart the
+// failure window, so the restart delay reaches its cap and the event-7031 count keeps growing;
+// and the status calls the component crash-looping, with the count, never healthy.
+func TestFailedEscalationIsNotRetriedAndBackoffGrows(t *testing.T) {
+	root := layout.Root(t.TempDir())
+	db := &installedFiles{}
+	db.install(t, root, bins.TrackPrefix)
+	runs := filepath.Join(t.TempDir(), "runs")
+	script := filepath.Join(t.TempDir(), "escalate.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho run >> "+runs+"\necho 'nothing earlier to roll back to' >&2\nexit 1\n"), 0o755)
+	cfg := fastConfig() // restart delay 20 ms doubling to 200 ms
+	cfg.Escalation = Escalation{After: 2, WindowMS: 60000, Action: ActionRun, Program: script}
+	hs := start(t, root, db, cfg)
+	waitFor(t, 10*time.Second, "healthy", healthy, hs.host)
+	hs.host.Record(track.Event{Time: time.Now().UTC(), ID: track.EventQueued, QueueID: "GONE"})
+	st := waitFor(t, 30*time.Second, "8 crashes", func(st control.ComponentStatus) bool { return st.Crashes >= 8 }, hs.host)
+	if st.Health != control.HealthCrashLooping || !strings.Contains(st.Detail, "crashes in the last 1m0s") {
+		t.Errorf("status after %d crashes: health %q detail %q, want crash-looping with the count", st.Crashes, st.Health, st.Detail)
+	}
+	if b, _ := os.ReadFile(runs); string(b) != "run\n" {
+		t.Errorf("escalation program ran %d times, want once", strings.Count(string(b), "run"))
+	}
+	logs := hs.logs.String()
+	if !strings.Contains(logs, "It has done this 8 time(s)") {
+		t.Errorf("event 7031 count does not reach 8 (the window was restarted):\n%s", logs)
+	}
+	if !strings.Contains(logs, "will be taken in 1") { // 160..200 ms: the cap reached
+		t.Errorf("restart delay never reached its cap:\n%s", logs)
+	}
+	if n := strings.Count(logs, "escalating"); n != 1 {
+		t.Errorf("%d escalations logged, want 1", n)
 	}
 }

@@ -108,13 +108,13 @@ func New(opts Options) (*Host, error) {
 	if err := opts.Config.Escalation.Validate(); err != nil {
 		return nil, err
 	}
-	j, err := trackjournal.Open(filepath.Join(opts.Root.Spool(), "tracking"))
-	if err != nil {
-		return nil, err
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	j, err := trackjournal.Open(filepath.Join(opts.Root.Spool(), "tracking"), log)
+	if err != nil {
+		return nil, err
 	}
 	h := &Host{log: log, journal: j}
 	h.launch = newLauncher(opts, log, &h.wg)
@@ -122,6 +122,7 @@ func New(opts Options) (*Host, error) {
 	h.crashes = newCrashRecorder(crashlog.Open(crashlog.Path(opts.Root)), h.launch.binary, log)
 	h.sup = newSupervisor(opts.Config, log, h.launch.start, esc.run)
 	h.sup.crashed = h.crashes.record
+	h.sup.build = h.launch.build
 	if opts.Source != nil {
 		h.SetSource(opts.Source)
 	}

@@ -48,6 +48,16 @@ func newLauncher(opts Options, log *slog.Logger, wg *sync.WaitGroup) *launcher {
 	return l
 }
 
+// build identifies the installed binary by its checksum ("" when it cannot be read): an
+// escalation is taken once per build.
+func (l *launcher) build() string {
+	sum, err := l.check.sums.checksum(l.binary)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%x", sum)
+}
+
 func (l *launcher) setSource(src track.MessageSource) { l.src.Store(&sourceBox{src}) }
 
 // start runs the installed binary and waits for its handshake and version.

@@ -1,8 +1,13 @@
 package trackhost
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os/exec"
 	"time"
+
+	"relayfix/internal/layout"
 )
 
 // Escalation actions, taken when the component fails too often.
@@ -106,9 +111,39 @@ func (e Escalation) Validate() error {
 	return nil
 }
 
-// failureWindow counts failures within a sliding window.
+// Check reports an escalation whose program is not there to run: relayd refuses to start with it
+// rather than fail at every escalation. root supplies the default hotfix, ROOT/bin/hotfix.
+func (e Escalation) Check(root layout.Root) error {
+	var prog, flag string
+	switch e.Action {
+	case ActionRun:
+		prog, flag = e.Program, "--track-escalate-program"
+	case ActionRollback:
+		prog, flag = e.Hotfix, "--track-hotfix"
+		if prog == "" {
+			prog = root.Bin("hotfix")
+		}
+	default:
+		return nil
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("tracking escalation %q needs %s: %w; install it there or name another with %s", e.Action, prog, err, flag)
+	}
+	return nil
+}
+
+// failureWindow counts failures within a sliding window and remembers the escalation taken.
 type failureWindow struct {
 	times []time.Time
+	// escalated is set once the escalation was taken for the build escalatedFor: it is not taken
+	// again, whatever its outcome, until something changes (another build installed, a quiet
+	// spell that brings the count below After, or the operator's restart).
+	escalated    bool
+	escalatedFor string
 }
 
 // Decision is what the supervisor does after a failure.
@@ -118,10 +153,11 @@ type Decision struct {
 	Escalate bool          // take the escalation action now
 }
 
-// fail records a failure at now and decides what to do. The escalation fires each time the count
-// within the window reaches After; the window then starts afresh so that it does not fire again on
-// the very next failure.
-func (w *failureWindow) fail(now time.Time, p RestartPolicy, e Escalation, rnd float64) Decision {
+// fail records a failure at now of the build identified by build (its checksum) and decides what
+// to do. The escalation fires when the count within the window reaches After, once per build:
+// the window is not restarted by it, so the restart delay keeps growing to its cap and the count
+// keeps telling how often the component failed.
+func (w *failureWindow) fail(now time.Time, p RestartPolicy, e Escalation, rnd float64, build string) Decision {
 	window := time.Duration(e.WindowMS) * time.Millisecond
 	if window <= 0 {
 		window = time.Minute
@@ -134,15 +170,38 @@ func (w *failureWindow) fail(now time.Time, p RestartPolicy, e Escalation, rnd f
 	}
 	w.times = append(kept, now)
 	d := Decision{Count: len(w.times), Delay: p.Delay(len(w.times)-1, rnd)}
-	if e.After > 0 && d.Count >= e.After && e.Action != "" && e.Action != ActionNone {
-		d.Escalate = true
-		w.times = w.times[:0]
+	if e.After <= 0 || d.Count < e.After || e.Action == "" || e.Action == ActionNone {
+		w.escalated = false
+		return d
 	}
+	if w.escalated && w.escalatedFor == build {
+		return d
+	}
+	d.Escalate = true
+	w.escalated, w.escalatedFor = true, build
 	return d
 }
 
-// reset forgets past failures: the operator restarted the component by hand.
-func (w *failureWindow) reset() { w.times = w.times[:0] }
+// count returns the failures within the window at now.
+func (w *failureWindow) count(now time.Time, e Escalation) int {
+	window := time.Duration(e.WindowMS) * time.Millisecond
+	if window <= 0 {
+		window = time.Minute
+	}
+	n := 0
+	for _, t := range w.times {
+		if now.Sub(t) < window {
+			n++
+		}
+	}
+	return n
+}
+
+// reset forgets past failures and escalations: the operator restarted the component by hand.
+func (w *failureWindow) reset() {
+	w.times = w.times[:0]
+	w.escalated = false
+}
 
 // EventMessage is the log line for a failure, worded as the Service Control Manager's event 7031.
 func EventMessage(component string, d Decision, e Escalation) string {

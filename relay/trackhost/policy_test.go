@@ -64,29 +64,38 @@ func TestRestartDelayNeverExceedsItsMaximum(t *testing.T) {
 }
 
 func TestFailureWindowEscalates(t *testing.T) {
-	p := RestartPolicy{InitialMS: 100, MaxMS: 5000}
+	p := RestartPolicy{InitialMS: 100, MaxMS: 1000}
 	e := Escalation{After: 3, WindowMS: 60000, Action: ActionRollback}
 	t0 := time.Date(2026, 2, 14, 3, 36, 0, 0, time.UTC)
 	steps := []struct {
 		at       time.Duration
+		build    string
 		count    int
 		delay    time.Duration
 		escalate bool
 	}{
-		{0, 1, 100 * time.Millisecond, false},
-		{10 * time.Second, 2, 200 * time.Millisecond, false},
-		{20 * time.Second, 3, 400 * time.Millisecond, true}, // third in 60 s: escalate, window restarts
-		{25 * time.Second, 1, 100 * time.Millisecond, false},
-		{200 * time.Second, 1, 100 * time.Millisecond, false}, // the one at 25 s has aged out
-		{210 * time.Second, 2, 200 * time.Millisecond, false},
-		{215 * time.Second, 3, 400 * time.Millisecond, true},
+		{0, "a", 1, 100 * time.Millisecond, false},
+		{10 * time.Second, "a", 2, 200 * time.Millisecond, false},
+		{20 * time.Second, "a", 3, 400 * time.Millisecond, true},  // third in 60 s: escalate
+		{25 * time.Second, "a", 4, 800 * time.Millisecond, false}, // the window goes on, the delay grows
+		{26 * time.Second, "a", 5, 900 * time.Millisecond, false}, // to its cap (jittered below it); same build: no second escalation
+		{27 * time.Second, "a", 6, 900 * time.Millisecond, false},
+		{28 * time.Second, "b", 7, 900 * time.Millisecond, true}, // another build installed: escalate again
+		{29 * time.Second, "b", 8, 900 * time.Millisecond, false},
+		{200 * time.Second, "b", 1, 100 * time.Millisecond, false}, // a quiet spell: the count falls, re-armed
+		{210 * time.Second, "b", 2, 200 * time.Millisecond, false},
+		{215 * time.Second, "b", 3, 400 * time.Millisecond, true},
 	}
 	var w failureWindow
 	for i, s := range steps {
-		d := w.fail(t0.Add(s.at), p, e, 0.5)
+		d := w.fail(t0.Add(s.at), p, e, 0.5, s.build)
 		if d.Count != s.count || d.Delay != s.delay || d.Escalate != s.escalate {
 			t.Errorf("step %d at %v: got %+v, want count %d delay %v escalate %v", i, s.at, d, s.count, s.delay, s.escalate)
 		}
+	}
+	w.reset()
+	if d := w.fail(t0.Add(216*time.Second), p, Escalation{After: 1, WindowMS: 60000, Action: ActionRollback}, 0.5, "b"); !d.Escalate {
+		t.Errorf("after the operator's restart: %+v, want an escalation", d)
 	}
 }
 
@@ -94,7 +103,7 @@ func TestFailureWindowNoneNeverEscalates(t *testing.T) {
 	var w failureWindow
 	t0 := time.Now()
 	for i := range 10 {
-		d := w.fail(t0.Add(time.Duration(i)*time.Millisecond), RestartPolicy{}, Escalation{After: 2, Action: ActionNone}, 0.5)
+		d := w.fail(t0.Add(time.Duration(i)*time.Millisecond), RestartPolicy{}, Escalation{After: 2, Action: ActionNone}, 0.5, "")
 		if d.Escalate {
 			t.Fatalf("failure %d escalated with action none", i+1)
 		}
@@ -103,7 +112,7 @@ func TestFailureWindowNoneNeverEscalates(t *testing.T) {
 		}
 	}
 	w.reset()
-	if d := w.fail(t0, RestartPolicy{}, Escalation{}, 0.5); d.Count != 1 {
+	if d := w.fail(t0, RestartPolicy{}, Escalation{}, 0.5, ""); d.Count != 1 {
 		t.Fatalf("after reset: count %d", d.Count)
 	}
 }

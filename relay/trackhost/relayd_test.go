@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,8 +33,10 @@ func install(t testing.TB, root layout.Root, bin string, listed bool) {
 	if !listed {
 		return
 	}
+	// The version each build is stamped with, as hotfix records it.
+	version, _ := record.ParseFileVersion(map[string]string{bins.TrackPrefix: stamp.TrackPrefixVersion, bins.TrackFixed: stamp.TrackFixedVersion}[bin])
 	db := &installdb.DB{Files: []installdb.InstalledFile{{
-		File:    record.File{Name: "msgtrack", Path: DBPath, SHA256: hex.EncodeToString(sum), Platform: "linux/amd64"},
+		File:    record.File{Name: "msgtrack", Path: DBPath, SHA256: hex.EncodeToString(sum), Version: version, Platform: "linux/amd64"},
 		Package: "TEST", Installed: time.Now().UTC(),
 	}}}
 	if err := os.MkdirAll(root.Hotfix(), 0o755); err != nil {
@@ -210,9 +213,19 @@ func TestRelaydPrefixBuildCrashesThenHotfixKeepsEveryRecord(t *testing.T) {
 	crashes := st.Crashes
 	t.Logf("SP2 build under %d messages: %d crash(es), %d events pending; %d msgs/s; last exit: %s",
 		n, crashes, st.Pending, int(float64(res.Acked)/res.Elapsed.Seconds()), st.LastExit)
+	// The event that crashed it is replayed and crashes it again: a crash loop, never "healthy".
+	p.waitTracking(t, 20*time.Second, "a second crash", func(st control.ComponentStatus) bool { return st.Crashes >= 2 })
+	if out := ctlStatus(t, root); !regexp.MustCompile(`crash-looping\s+true\s+\d+\s+\d+\s+\d+\s+\d+ crashes in the last 1m0s`).MatchString(out) ||
+		strings.Contains(out, "healthy") {
+		t.Errorf("relayd ctl status during the crash loop:\n%s", out)
+	}
 
 	// The hotfix swaps the file and restarts the component; the kept events are all written.
 	install(t, root, bins.TrackFixed, true)
+	// Until the restart the old build runs: relayd ctl status says a restart is pending.
+	if out := ctlStatus(t, root); !strings.Contains(out, stamp.TrackPrefixVersion+" (restart pending: "+stamp.TrackFixedVersion+" installed)") {
+		t.Errorf("relayd ctl status with a new build installed:\n%s", out)
+	}
 	st, took := p.restartTracking(t)
 	if st.Version != stamp.TrackFixedVersion || st.Protocol != 2 || st.Health != control.HealthHealthy {
 		t.Fatalf("after restart-component: %+v", st)
@@ -225,6 +238,16 @@ func TestRelaydPrefixBuildCrashesThenHotfixKeepsEveryRecord(t *testing.T) {
 	if lost := trackedInOrder(t, root, res.Acks); lost != 0 {
 		t.Fatalf("%d of %d messages lack tracking records", lost, n)
 	}
+}
+
+// ctlStatus runs the real `relayd ctl status` on root and returns its output.
+func ctlStatus(t *testing.T, root layout.Root) string {
+	t.Helper()
+	out, err := exec.Command(bins.Relayd, "ctl", "status", "--root", string(root)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("relayd ctl status: %v\n%s", err, out)
+	}
+	return string(out)
 }
 
 func TestRelaydFixedBuildUnderLoad(t *testing.T) {

@@ -2,6 +2,7 @@ package trackhost
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -12,13 +13,18 @@ import (
 	"relayfix/relay/control"
 )
 
+// crashLoop is the number of failures within the window from which a component is reported as
+// crash-looping rather than healthy or restarting: one crash may be bad luck, two are a pattern.
+const crashLoop = 2
+
 // supervisor owns the plugin processes and the component's state: it starts a process, notices
 // its death, restarts it after the policy's delay, escalates, and serves control requests. Only
 // run's goroutine changes the serving process; others read it, and the status, under mu.
 type supervisor struct {
 	start    func(context.Context) (*proc, error)
 	escalate func(context.Context, Decision, string)
-	crashed  func(*proc) // records a dead process's crash signature; may be nil
+	crashed  func(*proc)   // records a dead process's crash signature; may be nil
+	build    func() string // identifies the installed build (its checksum); may be nil
 	restart  RestartPolicy
 	esc      Escalation
 	log      *slog.Logger
@@ -39,6 +45,7 @@ type supervisor struct {
 	crashes  int
 	lastExit string
 	lastSeen control.ComponentStatus // the last serving process, for status while none serves
+	recent   []time.Time             // the failure window's times, for status
 }
 
 func newSupervisor(cfg Config, log *slog.Logger, start func(context.Context) (*proc, error), escalate func(context.Context, Decision, string)) *supervisor {
@@ -72,6 +79,20 @@ func (s *supervisor) status() control.ComponentStatus {
 		Detail:   s.detail,
 		Crashes:  s.crashes,
 		LastExit: s.lastExit,
+	}
+	w := failureWindow{times: s.recent}
+	if n := w.count(time.Now(), s.esc); n >= crashLoop && (st.Health == control.HealthHealthy || st.Health == control.HealthRestarting) {
+		st.Health = control.HealthCrashLooping
+		window := time.Duration(s.esc.WindowMS) * time.Millisecond
+		if window <= 0 {
+			window = time.Minute
+		}
+		loop := fmt.Sprintf("%d crashes in the last %s", n, window)
+		if st.Detail == "" {
+			st.Detail = loop
+		} else {
+			st.Detail = loop + "; " + st.Detail
+		}
 	}
 	if p := s.cur; p != nil {
 		st.Version, st.Protocol, st.PID, st.Started = p.version, p.protocol, p.pid, p.started
@@ -178,8 +199,14 @@ func (s *supervisor) died(ctx context.Context) {
 	if s.crashed != nil {
 		s.crashed(p)
 	}
-	d := s.window.fail(time.Now(), s.restart, s.esc, s.rnd.Float64())
+	build := ""
+	if s.build != nil {
+		build = s.build()
+	}
+	now := time.Now()
+	d := s.window.fail(now, s.restart, s.esc, s.rnd.Float64(), build)
 	s.mu.Lock()
+	s.recent = append(s.recent[:0], s.window.times...)
 	s.crashes++
 	s.lastExit = reason
 	s.health, s.detail = control.HealthRestarting, "terminated unexpectedly: "+reason
@@ -204,7 +231,7 @@ func (s *supervisor) handle(ctx context.Context, req ctlReq) bool {
 		if old != nil {
 			s.retire(old)
 		}
-		s.window.reset()
+		s.resetWindow()
 		return true
 	case opDisable:
 		s.on.Store(false)
@@ -217,7 +244,7 @@ func (s *supervisor) handle(ctx context.Context, req ctlReq) bool {
 			s.on.Store(true)
 			s.setHealth(control.HealthStarting, "")
 			s.retryAt = time.Time{}
-			s.window.reset()
+			s.resetWindow()
 		}
 		if s.cur == nil {
 			s.tryStart(ctx)
@@ -238,6 +265,14 @@ func (s *supervisor) startFailed(err error) {
 		return
 	}
 	s.log.Error("tracking component cannot start", "error", err)
+}
+
+// resetWindow forgets past failures: the operator restarted or switched on the component.
+func (s *supervisor) resetWindow() {
+	s.window.reset()
+	s.mu.Lock()
+	s.recent = s.recent[:0]
+	s.mu.Unlock()
 }
 
 func (s *supervisor) setHealth(health, detail string) {

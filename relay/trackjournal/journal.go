@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -51,10 +52,12 @@ type Journal struct {
 	size    int64     // of the active segment
 	synced  int64     // bytes of the active segment known to be on disk: what readers may read
 	next    uint64    // seq the next Append gets
-	written uint64    // the last seq written to a segment file (the rest waits in pend)
+	flushed uint64    // the last seq written to a segment file (the rest waits in pend)
 	durable uint64    // the last seq known to be on disk
 	dirty   bool
 	acked   uint64
+	written uint64 // the acked value on disk, as Open read it or Close last wrote it
+	log     *slog.Logger
 	changed chan struct{} // closed and replaced whenever readers may find more
 	pend    []byte        // appended events not yet written to the file
 }
@@ -70,9 +73,16 @@ type segment struct {
 func segmentName(first uint64) string { return fmt.Sprintf("%020d.jnl", first) }
 
 // Open opens (creating if needed) the journal in dir. The torn tail of a crashed append is
-// cut off; everything before it is kept.
-func Open(dir string) (*Journal, error) {
+// cut off; everything before it is kept. log (nil: none) receives warnings that need no
+// caller's action.
+func Open(dir string, log *slog.Logger) (*Journal, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if err := safefile.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open tracking journal: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil { // events name senders and recipients
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
 	names, err := filepath.Glob(filepath.Join(dir, "*.jnl"))
@@ -80,7 +90,7 @@ func Open(dir string) (*Journal, error) {
 		return nil, fmt.Errorf("open tracking journal: %w", err)
 	}
 	sort.Strings(names)
-	j := &Journal{dir: dir, next: 1, changed: make(chan struct{})}
+	j := &Journal{dir: dir, next: 1, changed: make(chan struct{}), log: log}
 	for _, p := range names {
 		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), ".jnl"), 10, 64)
 		if err != nil {
@@ -98,7 +108,7 @@ func Open(dir string) (*Journal, error) {
 			return nil, fmt.Errorf("open tracking journal: %w", err)
 		}
 		j.next = max(last.first, lastSeq+1)
-		j.written, j.durable = j.next-1, j.next-1 // synced just below
+		j.flushed, j.durable = j.next-1, j.next-1 // synced just below
 		j.size, j.synced = good, good
 		if j.f, err = os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 			return nil, fmt.Errorf("open tracking journal: %w", err)
@@ -117,6 +127,7 @@ func Open(dir string) (*Journal, error) {
 	} else if err := j.rotate(); err != nil {
 		return nil, err
 	}
+	j.written = j.acked
 	return j, nil
 }
 
@@ -152,7 +163,7 @@ func (j *Journal) rotate() error {
 			return fmt.Errorf("sync tracking journal: %w", err)
 		}
 		j.f.Close()
-		j.advance(j.written)
+		j.advance(j.flushed)
 	}
 	p := filepath.Join(j.dir, segmentName(j.next))
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -208,7 +219,7 @@ func (j *Journal) writeLocked() error {
 	}
 	j.pend = j.pend[:0]
 	j.dirty = true
-	j.written = j.next - 1
+	j.flushed = j.next - 1
 	return nil
 }
 
@@ -240,7 +251,7 @@ func (j *Journal) Sync() error {
 		return nil
 	}
 	err := j.writeLocked()
-	f, dirty, size, upto := j.f, j.dirty, j.size, j.written
+	f, dirty, size, upto := j.f, j.dirty, j.size, j.flushed
 	j.dirty = false
 	j.mu.Unlock()
 	if err != nil {
@@ -318,7 +329,10 @@ func (j *Journal) Trim(acked uint64) error {
 	return nil
 }
 
-// Close syncs the journal and remembers how far the plugin got, so a restart replays less.
+// Close syncs the journal and remembers how far the plugin got, so a restart replays less. The
+// acked file is written only when the plugin got further since Open or the last Close: a relay
+// that tracked nothing writes nothing (on a full disk it would fail for no reason). A failed write
+// of it is only a warning: the older value it leaves means more replay, never a lost event.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -331,8 +345,12 @@ func (j *Journal) Close() error {
 	}
 	j.f.Close()
 	j.f = nil
-	if werr := safefile.WriteFile(filepath.Join(j.dir, "acked"), []byte(strconv.FormatUint(j.acked, 10)+"\n"), 0o600); err == nil {
-		err = werr
+	if j.acked != j.written {
+		if werr := safefile.WriteFile(filepath.Join(j.dir, "acked"), []byte(strconv.FormatUint(j.acked, 10)+"\n"), 0o600); werr != nil {
+			j.log.Warn("tracking journal: cannot record the acknowledged position; the next start replays more events", "error", werr)
+		} else {
+			j.written = j.acked
+		}
 	}
 	return err
 }

@@ -1,9 +1,12 @@
 package trackjournal
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +32,7 @@ func readAll(t *testing.T, r *Reader) []uint64 {
 
 func TestJournalAppendReadTrimReopen(t *testing.T) {
 	dir := t.TempDir()
-	j, err := Open(dir)
+	j, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +65,7 @@ func TestJournalAppendReadTrimReopen(t *testing.T) {
 	f, _ := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(`{"seq":11,"queue`)
 	f.Close()
-	j, err = Open(dir)
+	j, err = Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +84,7 @@ func TestJournalAppendReadTrimReopen(t *testing.T) {
 
 func TestJournalSegmentsFollowAndTrim(t *testing.T) {
 	dir := t.TempDir()
-	j, err := Open(dir)
+	j, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +137,7 @@ func TestJournalSegmentsFollowAndTrim(t *testing.T) {
 }
 
 func BenchmarkJournalAppend(b *testing.B) {
-	j, err := Open(b.TempDir())
+	j, err := Open(b.TempDir(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,7 +157,7 @@ func BenchmarkJournalAppend(b *testing.B) {
 // stay invisible to readers until Sync, so the plugin never records an event a crash could take
 // back.
 func TestJournalReadersSeeOnlySynced(t *testing.T) {
-	j, err := Open(t.TempDir())
+	j, err := Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,12 +185,60 @@ func TestJournalReadersSeeOnlySynced(t *testing.T) {
 	}
 }
 
+// TestCloseWritesAckedOnlyWhenItMoved: a journal whose acknowledged position did not move since
+// Open writes nothing at Close (a relay with tracking off on a full disk must not fail), and a
+// failed write of the position is a warning, not an error.
+func TestCloseWritesAckedOnlyWhenItMoved(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "acked")); !os.IsNotExist(err) {
+		t.Fatalf("Close with nothing acknowledged wrote acked: %v", err)
+	}
+
+	var logged bytes.Buffer
+	j, err = Open(dir, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		j.Append(track.Event{QueueID: "Q"})
+	}
+	j.Sync()
+	j.Trim(2)
+	// acked cannot be replaced: a directory stands in its place, as a full disk would refuse it.
+	if err := os.Mkdir(filepath.Join(dir, "acked"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "acked", "x"), nil, 0o600)
+	if err := j.Close(); err != nil {
+		t.Fatalf("Close = %v, want nil when only the acked position could not be written", err)
+	}
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "acked") {
+		t.Fatalf("no warning logged: %q", logged.String())
+	}
+	os.RemoveAll(filepath.Join(dir, "acked"))
+	j, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if j.Acked() != 0 || j.Last() != 3 {
+		t.Fatalf("after a lost acked: acked %d last %d, want 0 and 3 (replay all)", j.Acked(), j.Last())
+	}
+}
+
 // TestSyncedFollowsTheDisk checks that Synced reports an event only once an fsync covered it,
 // whether the flusher's Sync or a new segment's rotation made it durable, and that its channel
 // tells the waiter, and that a reopened journal reports what it found on disk.
 func TestSyncedFollowsTheDisk(t *testing.T) {
 	dir := t.TempDir()
-	j, err := Open(dir)
+	j, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +278,7 @@ func TestSyncedFollowsTheDisk(t *testing.T) {
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	j, err = Open(dir)
+	j, err = Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -278,3 +278,32 @@ func TestAppendTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterKeepsLogsOwnerOnly: the logs name every sender and recipient, so a new log and its
+// directory are owner-only, and a directory and file an older build left readable to all are
+// tightened as they are opened.
+func TestWriterKeepsLogsOwnerOnly(t *testing.T) {
+	for _, existing := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "tracking")
+		now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+		if existing {
+			os.MkdirAll(dir, 0o755)
+			os.Chmod(dir, 0o755)
+			os.WriteFile(filepath.Join(dir, FileName(now)), []byte(Header("old", now)), 0o644)
+		}
+		w := NewWriter(dir, "relayfix msgtrack test", func() time.Time { return now })
+		if err := w.Write([]Record{{Time: now, QueueID: "Q", Sender: "a@example.com"}}); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, FileName(now)): 0o600} {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != want {
+				t.Errorf("existing=%t: %s has mode %v, want %v", existing, path, got, want)
+			}
+		}
+	}
+}

@@ -68,12 +68,21 @@ func (w *Writer) open(now time.Time) error {
 		w.f.Close()
 		w.f = nil
 	}
-	if err := safefile.MkdirAll(w.dir, 0o755); err != nil {
+	// The logs name every sender, recipient and subject: owner only, like the control socket.
+	// A directory or file an older build made readable to all is tightened as it is opened.
+	if err := safefile.MkdirAll(w.dir, 0o700); err != nil {
+		return fmt.Errorf("tracking log directory: %w", err)
+	}
+	if err := os.Chmod(w.dir, 0o700); err != nil {
 		return fmt.Errorf("tracking log directory: %w", err)
 	}
 	path := filepath.Join(w.dir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
+		return fmt.Errorf("open tracking log: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
 		return fmt.Errorf("open tracking log: %w", err)
 	}
 	st, err := f.Stat()
