@@ -40,12 +40,12 @@ func runRecover(ctx context.Context, g *globalOptions) error {
 	// Hashing and staging run on what the relay leaves over; refused, they run as they are.
 	_ = yield.Lower()
 	rep, err := newStore(g, 0).Recover(ctx)
-	if g.json && rep != nil {
-		writeJSON(g.stdout, rep)
-		return err
-	}
 	if err != nil {
-		return err
+		return err // under --json, run prints it as the one error object
+	}
+	if g.json {
+		writeJSON(g.stdout, rep)
+		return nil
 	}
 	if rep.Outcome == store.RecoveredNothing {
 		fmt.Fprintln(g.stdout, "Nothing to recover: no transaction was interrupted.")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"relayfix/internal/layout"
 	"relayfix/internal/lazyfs"
 	"relayfix/internal/relaytest"
+	"relayfix/internal/smtpload"
 	"relayfix/packages/installdb"
 	"relayfix/packages/store"
 	"relayfix/relay/control"
@@ -98,6 +100,7 @@ func hotfixCuts(t *testing.T, n int) tally {
 		t.Fatal(err)
 	}
 	var s tally
+	all := map[int]string{}      // every message acknowledged before a cut
 	outcomes := map[string]int{} // what recovery did, over all cuts
 	defer func() { t.Logf("hotfix recover after the cuts: %v", outcomes) }()
 	next := 0
@@ -111,6 +114,7 @@ func hotfixCuts(t *testing.T, n int) tally {
 		time.Sleep(c.after) // the cut moment is random by design
 		r.cut(t, u.kill, rd.Kill9)
 		acked := l.stop(t)
+		maps.Copy(all, acked)
 		next += 100000
 		s.add(boot(t, r, sink, c, acked, false, func() *relaytest.Relayd {
 			outcomes[checkInstall(t, r.root, c)]++
@@ -125,7 +129,30 @@ func hotfixCuts(t *testing.T, n int) tally {
 			return s
 		}
 	}
+	if s.trackWaiting > 0 {
+		writtenOnceFixed(t, r, sink, all)
+	}
 	return s
+}
+
+// writtenOnceFixed shows that the deliveries the service pack build left in the journal were
+// kept, not lost: with the fix applied live, the tracking log records a delivery of every message
+// acknowledged before any of the cuts.
+func writtenOnceFixed(t *testing.T, r *rig, sink *smtpload.Sink, all map[int]string) {
+	t.Helper()
+	rd := relaytest.StartRelayd(t, r.root.Bin("relayd"), r.root, sink.Addr(), relayArgs...)
+	if !kbInstalled(t, r.root) {
+		if code, out := hotfixRun(context.Background(), r.root, "apply", e.kb); code != 0 {
+			t.Fatalf("apply KB910618 after the cuts: exit %d\n%s", code, out)
+		}
+	}
+	c := cutPoint{n: 0}
+	runsListedBuild(t, r.root, rd, c)
+	_, missing, waiting := checkTracking(t, r.root, sink, c, all)
+	t.Logf("after the cuts, with KB910618 serving: %d messages acknowledged in all, delivery records missing %d, still waiting %d", len(all), missing, waiting)
+	if code := rd.Stop(30 * time.Second); code != 0 {
+		t.Errorf("relayd exited %d after SIGTERM", code)
+	}
 }
 
 // checkInstall runs `hotfix recover` and checks the root it leaves: every installed file equal

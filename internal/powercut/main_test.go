@@ -23,18 +23,8 @@ import (
 
 var (
 	cuts = flag.Int("cuts", 30, "power cuts in all, shared among the three workloads (CI runs the default)")
-	// trackingStrict makes a delivered message without a delivery record in the tracking log an
-	// error. It is off until trackingDefect is fixed; the count is reported either way.
-	trackingStrict = flag.Bool("tracking-strict", false, "fail on a delivered message whose delivery record a cut lost (off until the known defect is fixed)")
-	seed           = flag.Uint64("seed", 0, "seed of the random cut moments (0: from the clock; a failing run prints its seed)")
+	seed = flag.Uint64("seed", 0, "seed of the random cut moments (0: from the clock; a failing run prints its seed)")
 )
-
-// trackingDefect is why a cut can take a delivery record out of the tracking log today: the
-// queue removes a delivered message from the spool (relay/queue: spool.Remove, then the tracking
-// events) and the spool syncs that removal with the next message it accepts, while the tracking
-// journal syncs its events only every 50 ms. A cut between the two keeps the removal and loses
-// the event, so the message is neither delivered again nor recorded as delivered.
-const trackingDefect = "known defect: the spool removal is synced before the tracking event; see trackingDefect"
 
 // env is what TestMain builds once: the binaries and the two packages of the KB 910618 story.
 type env struct {

@@ -50,6 +50,46 @@ func TestJSONFailuresAreOneObject(t *testing.T) {
 	}
 }
 
+// TestRecoverFailureIsOneErrorObject makes recovery itself fail (an apply killed after it
+// swapped the new build in, its backup gone) and checks that `recover --json` prints the one error
+// object, not a report saying there was nothing to recover, exits 1, and leaves the transaction
+// open for a later attempt.
+func TestRecoverFailureIsOneErrorObject(t *testing.T) {
+	root := freshSP2(t)
+	if r := hotfix(t, root, []string{"RELAYFIX_CRASH_AT=swapped"}, "apply", e.kb); !r.killed {
+		t.Fatalf("apply with RELAYFIX_CRASH_AT=swapped was not killed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if err := os.RemoveAll(root.Backups()); err != nil {
+		t.Fatal(err)
+	}
+	for _, asJSON := range []bool{true, false} {
+		args := []string{"recover"}
+		if asJSON {
+			args = append(args, "--json")
+		}
+		r := hotfix(t, root, nil, args...)
+		if r.code != 1 {
+			t.Errorf("%v with the backup gone: exit %d, want 1\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+		if !asJSON {
+			if r.stdout != "" || !strings.Contains(r.stderr, "undo apply of KB910618") {
+				t.Errorf("%v: stdout %q, stderr %q; want nothing on stdout and the failed undo on stderr", args, r.stdout, r.stderr)
+			}
+			continue
+		}
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &obj); err != nil {
+			t.Fatalf("%v: stdout is not one JSON object: %v\n%s", args, err, r.stdout)
+		}
+		if msg, _ := obj["error"].(string); !strings.Contains(msg, "undo apply of KB910618") || len(obj) != 1 {
+			t.Errorf("%v: %s, want only an error naming the failed undo", args, r.stdout)
+		}
+	}
+	if r := hotfix(t, root, nil, "list"); !strings.Contains(r.stderr, "hotfix recover") {
+		t.Errorf("after a failed recovery list does not name 'hotfix recover': %q", r.stderr)
+	}
+}
+
 // TestErrorsSayWhatToDo checks the messages an operator meets on common mistakes, and the exit
 // codes: command-line mistakes 2, everything else 1.
 func TestErrorsSayWhatToDo(t *testing.T) {

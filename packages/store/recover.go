@@ -25,7 +25,8 @@ type RecoverReport struct {
 }
 
 // Recover finishes or undoes a transaction that was interrupted (by a crash, a kill or a power
-// loss), following the rules documented on State, and says what it did.
+// loss), following the rules documented on State, and says what it did. When recovery fails it
+// returns no report, only the error: the transaction is still open, and nothing was recovered.
 func (s *Store) Recover(ctx context.Context) (*RecoverReport, error) {
 	if err := CheckRoot(s.Root); err != nil {
 		return nil, err
@@ -48,13 +49,13 @@ func (s *Store) recoverLocked(ctx context.Context) (*RecoverReport, error) {
 		rep.TxID, rep.Package, rep.Action, rep.State = j.ID, j.Package, j.Action, j.State
 		if j.afterHealthy() {
 			if err := s.finish(j, fmt.Sprintf("finished after an interruption at %q", rep.State)); err != nil {
-				return rep, fmt.Errorf("finish %s of %s: %w", j.Action, j.Package, err)
+				return nil, fmt.Errorf("recover transaction %s: finish %s of %s: %w", j.ID, j.Action, j.Package, err)
 			}
 			rep.Outcome = RecoveredFinished
 			rep.Detail = fmt.Sprintf("the %s of %s had been seen healthy; recorded it as committed", j.Action, j.Package)
 		} else {
 			if err := s.undo(ctx, j, nil); err != nil {
-				return rep, fmt.Errorf("undo %s of %s: %w", j.Action, j.Package, err)
+				return nil, fmt.Errorf("recover transaction %s: undo %s of %s: %w", j.ID, j.Action, j.Package, err)
 			}
 			rep.Outcome = RecoveredUndone
 			rep.Detail = fmt.Sprintf("the %s of %s stopped at %q before its build was seen healthy; put the previous build back", j.Action, j.Package, rep.State)

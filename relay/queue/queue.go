@@ -5,6 +5,11 @@
 // The index holds envelopes only, never bodies: a delivery worker reads the body from the spool
 // when it sends the message. Every change of a message's state goes to the spool before the
 // message leaves the queue, so the queue can be rebuilt from the spool after a crash.
+//
+// The outcome of a delivery attempt goes to the spool only after its tracking events are on disk
+// (settle.go): the tracking journal syncs in rounds while the spool syncs a removal with the next
+// message it accepts, and a message removed ahead of its delivery record could otherwise vanish in
+// a power cut, neither delivered again nor recorded. Waiting costs a duplicate delivery at worst.
 package queue
 
 import (
@@ -73,6 +78,11 @@ type Queue struct {
 	lastID   uint64
 	idTag    string // appended to every new id: the spool's generation
 
+	// settleMu orders the spool writes of delivery outcomes; taken before mu.
+	settleMu sync.Mutex
+	settling []settlement  // guarded by mu: outcomes waiting for their tracking events, in order
+	settled  chan struct{} // the settling list became non-empty
+
 	hooks testHooks
 }
 
@@ -118,6 +128,7 @@ func New(cfg Config, recovered []spool.Message) *Queue {
 		counters: make(map[string]*atomic.Uint64),
 		signal:   make(chan struct{}, 1),
 		wake:     make(chan struct{}, 1),
+		settled:  make(chan struct{}, 1),
 		msgs:     make(map[string]*msg, len(recovered)),
 		rnd:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed)),
 	}
@@ -159,7 +170,8 @@ func (q *Queue) Adopt(recovered []spool.Message) {
 	}
 }
 
-// SetRecorder replaces the tracking recorder (nil: track.Discard).
+// SetRecorder replaces the tracking recorder (nil: track.Discard). Set it before Run: delivery
+// outcomes still waiting for a replaced recorder's events are measured against the new one's.
 func (q *Queue) SetRecorder(r track.Recorder) {
 	if r == nil {
 		r = track.Discard
@@ -167,9 +179,16 @@ func (q *Queue) SetRecorder(r track.Recorder) {
 	q.rec.Store(&r)
 }
 
-func (q *Queue) record(ev track.Event) {
+// record hands ev to the recorder and returns the seq a track.Journaled recorder gave it, 0 when
+// there is nothing to wait for.
+func (q *Queue) record(ev track.Event) uint64 {
 	ev.Time = ev.Time.UTC()
-	(*q.rec.Load()).Record(ev)
+	rec := *q.rec.Load()
+	if j, ok := rec.(track.Journaled); ok {
+		return j.RecordSeq(ev)
+	}
+	rec.Record(ev)
+	return 0
 }
 
 // Counters returns a snapshot of the delivery counters.
@@ -421,21 +440,14 @@ func (q *Queue) Done(d *Delivery, results []courier.Result) {
 	head := q.deferred.Len() > 0 && q.deferred[0] == m
 	q.mu.Unlock()
 
-	var err error
-	if finished {
-		err = q.spool.Remove(d.ID)
-	} else {
-		err = q.spool.Update(d.ID, env.State)
-	}
-	if err != nil {
-		q.cfg.Logger.Warn("queue: cannot record delivery state", "id", d.ID, "err", err)
-	}
 	if head {
 		q.poke()
 	}
+	var seq uint64
 	for _, ev := range events {
-		q.record(ev)
+		seq = max(seq, q.record(ev))
 	}
+	q.settle(settlement{id: d.ID, remove: finished, state: env.State, seq: seq})
 }
 
 // Release gives a message back without an attempt (the worker is shutting down).

@@ -3,6 +3,7 @@ package queue
 import (
 	"container/heap"
 	"context"
+	"sync"
 	"time"
 )
 
@@ -53,20 +54,21 @@ func (q *Queue) Compact(ctx context.Context) int {
 		}
 		st := m.env.State
 		q.mu.Unlock()
-		// A delivery may have finished while the copy was written: its record came first, so
-		// it is written again after the copy.
-		if live {
-			q.spool.Update(id, st)
-		} else {
-			q.spool.Remove(id)
-		}
+		// A delivery may have finished while the copy was written: its record may have come
+		// first, so it is written again after the copy, and after any outcome of the message
+		// still waiting for its tracking events.
+		q.settle(settlement{id: id, remove: !live, state: st})
 	}
 	return moved
 }
 
-// Run moves deferred messages whose time has come to the ready list, and compacts the spool
-// now and then, until ctx is done.
+// Run moves deferred messages whose time has come to the ready list, compacts the spool now and
+// then, and writes the outcomes of deliveries once their tracking events are on disk, until ctx is
+// done. Then it waits a little for the outcomes still waiting (stop the workers first).
 func (q *Queue) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { q.settleLoop(ctx) })
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	compact := time.NewTicker(compactEvery)

@@ -62,6 +62,23 @@ type Recorder interface {
 	Record(ev Event)
 }
 
+// Journaled is implemented by a Recorder that keeps events on disk but makes them durable a little
+// after Record returns: the tracking host appends to a journal that it fsyncs in rounds (every
+// 50 ms), so that recording never waits for the disk. The queue writes a message's removal from
+// the spool only once the events that ended the message's life are on disk: a power cut in
+// between then leaves the message in the spool, to be delivered again (a duplicate), and never
+// takes both the message and the record of its delivery.
+type Journaled interface {
+	Recorder
+	// RecordSeq records ev as Record does and returns the seq it gave it, or 0 when it kept
+	// nothing (tracking switched off, or the event could not be journaled) and there is nothing
+	// to wait for.
+	RecordSeq(ev Event) uint64
+	// Synced returns the highest seq on disk and a channel that is closed when that may have
+	// changed.
+	Synced() (seq uint64, changed <-chan struct{})
+}
+
 // RecorderFunc adapts a function to Recorder.
 type RecorderFunc func(Event)
 

@@ -109,6 +109,7 @@ type Host struct {
 	jmu     sync.Mutex
 	journal *trackjournal.Journal // nil in a successor until the old process let go of it
 	waiting []track.Event         // recorded before the journal was open
+	opened  chan struct{}         // closed once journal is set
 	launch  *launcher
 	sup     *supervisor
 	crashes *crashRecorder
@@ -132,7 +133,10 @@ func New(opts Options) (*Host, error) {
 			return nil, err
 		}
 	}
-	h := &Host{log: log, dir: dir, journal: j}
+	h := &Host{log: log, dir: dir, journal: j, opened: make(chan struct{})}
+	if j != nil {
+		close(h.opened)
+	}
 	h.launch = newLauncher(opts, log, &h.wg)
 	esc := &escalator{root: opts.Root, cfg: opts.Config.Escalation, log: log, wg: &h.wg}
 	h.crashes = newCrashRecorder(crashlog.Open(crashlog.Path(opts.Root)), h.launch.binary, log)
@@ -150,9 +154,13 @@ func (h *Host) SetSource(src track.MessageSource) { h.launch.setSource(src) }
 
 // Record keeps ev for the plugin. It never waits for the plugin; while tracking is switched off
 // it drops the event.
-func (h *Host) Record(ev track.Event) {
+func (h *Host) Record(ev track.Event) { h.RecordSeq(ev) }
+
+// RecordSeq keeps ev as Record does and returns its seq in the journal, 0 if it was dropped: the
+// host is a track.Journaled recorder, whose events are durable once Synced reaches their seq.
+func (h *Host) RecordSeq(ev track.Event) uint64 {
 	if !h.sup.enabled() {
-		return
+		return 0
 	}
 	h.jmu.Lock()
 	j := h.journal
@@ -165,11 +173,32 @@ func (h *Host) Record(ev track.Event) {
 	}
 	h.jmu.Unlock()
 	if j == nil {
-		return
+		// A successor's event waits in memory until the old process lets go of the journal
+		// (a few seconds at most): the message it ends is settled at once, so only a power
+		// cut within that handover can take the event while the spool keeps its outcome.
+		return 0
 	}
-	if _, err := j.Append(ev); err != nil {
+	seq, err := j.Append(ev)
+	if err != nil {
 		h.log.Error("tracking event lost: journal append failed", "queue_id", ev.QueueID, "event", int(ev.ID), "error", err)
+		return 0
 	}
+	return seq
+}
+
+var _ track.Journaled = (*Host)(nil)
+
+// Synced returns the last seq the flusher has made durable, and a channel closed when it moves.
+// In a successor that has not taken the journal over yet nothing is durable: it returns 0 and a
+// channel closed once the journal is open.
+func (h *Host) Synced() (uint64, <-chan struct{}) {
+	h.jmu.Lock()
+	j, opened := h.journal, h.opened
+	h.jmu.Unlock()
+	if j == nil {
+		return 0, opened
+	}
+	return j.Synced()
 }
 
 // Name returns "tracking".
@@ -242,6 +271,7 @@ func (h *Host) takeJournal(ctx context.Context) (*trackjournal.Journal, error) {
 	}
 	h.waiting = nil
 	h.journal = j
+	close(h.opened)
 	return j, nil
 }
 

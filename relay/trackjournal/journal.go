@@ -48,7 +48,7 @@ const segmentLimit = 8 << 20
 // once 1 MiB is waiting), writes what was appended since the last Sync in one write and fsyncs it.
 // Readers see an event only once it is synced. Segments whose events the plugin has all
 // acknowledged are deleted by Trim. The newest segment is never deleted, so the next seq is always
-// known.
+// known. Synced tells how far the events are on disk, for writers that must not get ahead of them.
 type Journal struct {
 	dir  string
 	lock *os.File // the flock that makes this process the journal's only writer
@@ -59,6 +59,8 @@ type Journal struct {
 	size    int64     // of the active segment
 	synced  int64     // bytes of the active segment known to be on disk: what readers may read
 	next    uint64    // seq the next Append gets
+	flushed uint64    // the last seq written to a segment file (the rest waits in pend)
+	durable uint64    // the last seq known to be on disk
 	dirty   bool
 	acked   uint64
 	written uint64 // the acked value on disk, as Open read it or Close last wrote it
@@ -152,6 +154,7 @@ func open(dir string, log *slog.Logger) (*Journal, error) {
 			return nil, fmt.Errorf("open tracking journal: %w", err)
 		}
 		j.next = max(last.first, lastSeq+1)
+		j.flushed, j.durable = j.next-1, j.next-1 // synced just below
 		j.size, j.synced = good, good
 		if j.f, err = os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 			return nil, fmt.Errorf("open tracking journal: %w", err)
@@ -206,6 +209,7 @@ func (j *Journal) rotate() error {
 			return fmt.Errorf("sync tracking journal: %w", err)
 		}
 		j.f.Close()
+		j.advance(j.flushed)
 	}
 	p := filepath.Join(j.dir, segmentName(j.next))
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -261,7 +265,26 @@ func (j *Journal) writeLocked() error {
 	}
 	j.pend = j.pend[:0]
 	j.dirty = true
+	j.flushed = j.next - 1
 	return nil
+}
+
+// advance records that every event up to seq is on disk and wakes whoever waits for it. Called
+// with mu held.
+func (j *Journal) advance(seq uint64) {
+	if seq > j.durable {
+		j.durable = seq
+		close(j.changed)
+		j.changed = make(chan struct{})
+	}
+}
+
+// Synced returns the last seq known to be on disk, and a channel that is closed when that (or
+// what readers may read) changes.
+func (j *Journal) Synced() (uint64, <-chan struct{}) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.durable, j.changed
 }
 
 // Sync writes the pending events and fsyncs them; only then may readers see them, so that the
@@ -274,7 +297,7 @@ func (j *Journal) Sync() error {
 		return nil
 	}
 	err := j.writeLocked()
-	f, dirty, size := j.f, j.dirty, j.size
+	f, dirty, size, upto := j.f, j.dirty, j.size, j.flushed
 	j.dirty = false
 	j.mu.Unlock()
 	if err != nil {
@@ -290,8 +313,13 @@ func (j *Journal) Sync() error {
 		return fmt.Errorf("sync tracking journal: %w", err)
 	}
 	j.mu.Lock()
+	changed := upto > j.durable // f held every event up to upto, rotated since or not
+	j.durable = max(j.durable, upto)
 	if j.f == f && size > j.synced { // not rotated meanwhile (rotate syncs the old segment itself)
 		j.synced = size
+		changed = true
+	}
+	if changed {
 		close(j.changed)
 		j.changed = make(chan struct{})
 	}

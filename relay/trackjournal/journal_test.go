@@ -232,3 +232,58 @@ func TestCloseWritesAckedOnlyWhenItMoved(t *testing.T) {
 		t.Fatalf("after a lost acked: acked %d last %d, want 0 and 3 (replay all)", j.Acked(), j.Last())
 	}
 }
+
+// TestSyncedFollowsTheDisk checks that Synced reports an event only once an fsync covered it,
+// whether the flusher's Sync or a new segment's rotation made it durable, and that its channel
+// tells the waiter, and that a reopened journal reports what it found on disk.
+func TestSyncedFollowsTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := track.Event{ID: track.EventDelivered, QueueID: "Q", Time: time.Unix(1, 0)}
+	seq, err := j.Append(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	synced, changed := j.Synced()
+	if synced >= seq {
+		t.Fatalf("Synced %d before any fsync, appended %d", synced, seq)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Sync made an event durable and did not close Synced's channel")
+	}
+	if synced, _ = j.Synced(); synced != seq {
+		t.Fatalf("Synced %d after Sync, want %d", synced, seq)
+	}
+
+	// A rotation syncs the old segment: what it held is durable without a Sync.
+	big := ev
+	big.Reply = string(make([]byte, 64<<10))
+	var last uint64
+	for j.segs[len(j.segs)-1].first <= seq {
+		if last, err = j.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if synced, _ = j.Synced(); synced != last-1 {
+		t.Fatalf("Synced %d after a rotation, want %d (all but the event that started the new segment)", synced, last-1)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if synced, _ = j.Synced(); synced != last {
+		t.Fatalf("Synced %d after reopening, want %d", synced, last)
+	}
+}
