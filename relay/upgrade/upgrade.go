@@ -24,6 +24,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudflare/tableflip"
@@ -64,6 +65,8 @@ type Upgrader struct {
 	// What the old process passed (EnvExpectVersion, EnvHealthTimeout, EnvHealthy), read at New
 	// and taken out of the environment, so that this process's own upgrades do not pass it on.
 	expect, health, healthy string
+
+	ready atomic.Bool // this process told the old one it serves
 }
 
 // New prepares the upgrader of a relayd on root. Only one may exist in a process.
@@ -121,6 +124,7 @@ func (u *Upgrader) Ready() error {
 	if err := u.upg.Ready(); err != nil {
 		return fmt.Errorf("upgrade: %w", err)
 	}
+	u.ready.Store(true)
 	// Outside systemd (no NOTIFY_SOCKET) this does nothing.
 	daemon.SdNotify(false, fmt.Sprintf("MAINPID=%d\n%s", os.Getpid(), daemon.SdNotifyReady))
 	return nil
@@ -189,5 +193,11 @@ func (u *Upgrader) Upgrade(ctx context.Context, expect string, health time.Durat
 func (u *Upgrader) Exit() <-chan struct{} { return u.upg.Exit() }
 
 // Stop ends the possibility of an upgrade; when no upgrade happened, the relay is going away
-// and the control socket file is removed.
-func (u *Upgrader) Stop() { u.upg.Stop() }
+// and the control socket file is removed. A successor that never became ready leaves the file
+// alone: the old process still serves on it (tableflip would unlink every socket it holds).
+func (u *Upgrader) Stop() {
+	if u.Successor() && !u.ready.Load() {
+		return
+	}
+	u.upg.Stop()
+}
