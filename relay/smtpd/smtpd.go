@@ -376,7 +376,9 @@ func (ss *session) Logout() error {
 	return nil
 }
 
-func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+// admit refuses a command of a transaction on a broken connection or from a client outside the
+// allowed networks (never an open relay).
+func (ss *session) admit() error {
 	if ss.gc.poisoned.Load() {
 		return errBrokenOff
 	}
@@ -384,6 +386,13 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		ss.refused++
 		ss.s.refused.Add(1)
 		return errRelayDenied
+	}
+	return nil
+}
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := ss.admit(); err != nil {
+		return err
 	}
 	if ss.s.draining.Load() {
 		// A MAIL read before the drain began: the session ends here, with the one 421.
@@ -409,13 +418,8 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if ss.gc.poisoned.Load() {
-		return errBrokenOff
-	}
-	if !ss.allowed {
-		ss.refused++
-		ss.s.refused.Add(1)
-		return errRelayDenied
+	if err := ss.admit(); err != nil {
+		return err
 	}
 	if err := checkPath(to); err != nil || to == "" {
 		if err == nil {
