@@ -1,10 +1,8 @@
 package trackhost
 
 import (
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
+	"errors"
+	"io/fs"
 	"testing"
 	"time"
 
@@ -88,26 +86,15 @@ func (p *relaydProc) cpu(b *testing.B) time.Duration {
 	return total
 }
 
-// procCPU reads utime and stime (and cutime, cstime with children) from /proc/PID/stat, in
-// clock ticks of 10 ms.
+// procCPU is relaytest.ProcCPU for a benchmark: a process that exited meanwhile counts 0 (the
+// plugin's time is counted once relayd reaps it).
 func procCPU(b *testing.B, pid int, children bool) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := relaytest.ProcCPU(pid, children)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
 	if err != nil {
-		return 0 // the plugin exited meanwhile; its time is counted once relayd reaps it
+		b.Fatal(err)
 	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from the 3rd (state) on
-	idx := []int{11, 12}                                     // utime, stime
-	if children {
-		idx = append(idx, 13, 14) // cutime, cstime
-	}
-	var ticks int64
-	for _, i := range idx {
-		v, err := strconv.ParseInt(f[i], 10, 64)
-		if err != nil {
-			b.Fatalf("/proc/%d/stat: %v", pid, err)
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
+	return d
 }
