@@ -168,7 +168,7 @@ func readFixes(root layout.Root, installed []string) ([]Fix, error) {
 		URL string `json:"url"`
 		Dir string `json:"dir"`
 	}
-	b, err := os.ReadFile(root.Join("hotfix/sources/sources.json"))
+	b, err := os.ReadFile(filepath.Join(root.Sources(), "sources.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -180,7 +180,7 @@ func readFixes(root layout.Root, installed []string) ([]Fix, error) {
 	}
 	var out []Fix
 	for _, src := range sources {
-		path := filepath.Join(root.Join("hotfix/sources"), filepath.Base(src.Dir), "metadata", "targets.json")
+		path := filepath.Join(root.Sources(), filepath.Base(src.Dir), "metadata", "targets.json")
 		b, err := os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // added, never refreshed
